@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   start the embedded Triton server and run the tutorial's burst through it
+#   make test   lint, type-check and run the whole test suite (unit + integration + Locust)
+# Everything else here is a step those two call.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint typecheck unit integration setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+# Prepares the embedded server once per machine (server binary, model environment, tokenizer, engine),
+# cached under ~/.cache/trtclient (or $$TRTCLIENT_CACHE_DIR).
+setup: $(STAMP)
+	$(BIN)/trtclient setup
+
+demo: setup
+	$(BIN)/trtclient bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy trtclient
+
+test: setup lint typecheck
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks of trtclient: each module prints its own report and returns rows for the summary table."""
