@@ -1,0 +1,382 @@
+"""A CPU stand-in for a TensorRT-LLM in-flight-batching engine, free of Triton so it can be tested alone.
+
+The scheduler behaves like TRT-LLM's batch manager: requests wait in a queue; each iteration admits queued
+requests while the batch has room (``max_batch_size`` sequences) and the KV cache can hold their prompt plus
+their maximum output (``kv_cache_tokens``), bounded by ``max_num_tokens`` context tokens per iteration;
+newly admitted requests run their context phase (whose time grows with prompt length) and produce their
+first token; every other active sequence decodes one token. An iteration lasts the profile's context time
+of its new prompts plus one decoding step, whose time grows with the batch size. Requests that don't fit wait.
+
+Tokens come from a Markov chain over the corpus the default tokenizer was trained on, seeded per sequence,
+so the text reads as text and repeats exactly for the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WordList = list[tuple[int, ...]]
+
+
+class RequestError(ValueError):
+    """A request the engine rejects; the message is sent back to the client."""
+
+
+@dataclass
+class Limits:
+    max_batch_size: int
+    max_input_len: int
+    max_seq_len: int
+    max_num_tokens: int
+    max_beam_width: int
+    kv_cache_tokens: int
+
+
+@dataclass
+class Timing:
+    context_ms: list[tuple[float, float]]
+    decode_tokens_per_s: list[tuple[float, float]]
+    batch_step_growth: float
+
+    def context_seconds(self, tokens: int) -> float:
+        if not self.context_ms:
+            return 0.0
+        return max(0.0, _interpolate(self.context_ms, tokens)) / 1000.0
+
+    def step_seconds(self, batch: int, mean_tokens: float) -> float:
+        if not self.decode_tokens_per_s or batch <= 0:
+            return 0.0
+        rate = max(1e-3, _interpolate(self.decode_tokens_per_s, mean_tokens))
+        return (1.0 + self.batch_step_growth * (batch - 1)) / rate
+
+
+def _interpolate(points: list[tuple[float, float]], x: float) -> float:
+    pts = sorted(points)
+    if len(pts) == 1:
+        return pts[0][1]
+    if x <= pts[0][0]:
+        (x0, y0), (x1, y1) = pts[0], pts[1]
+    elif x >= pts[-1][0]:
+        (x0, y0), (x1, y1) = pts[-2], pts[-1]
+    else:
+        i = next(i for i in range(1, len(pts)) if x <= pts[i][0])
+        (x0, y0), (x1, y1) = pts[i - 1], pts[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+@dataclass
+class EngineSettings:
+    """What the engine directory's config.json says."""
+
+    limits: Limits
+    timing: Timing
+    profile_name: str
+    eos_probability: float
+    tables: dict[str, Any]
+
+    @classmethod
+    def load(cls, engine_dir: Path) -> EngineSettings:
+        config = json.loads((engine_dir / "config.json").read_text())
+        build = config["build_config"]
+        cpu = config.get("cpu_engine")
+        if cpu is None:
+            raise RequestError(
+                f"{engine_dir}/config.json has no cpu_engine section: it is a TensorRT engine, "
+                "which needs triton_backend=tensorrtllm on a GPU host"
+            )
+        max_seq_len = int(build.get("max_seq_len") or build["max_input_len"] + build["max_output_len"])
+        limits = Limits(
+            max_batch_size=int(build["max_batch_size"]),
+            max_input_len=int(build["max_input_len"]),
+            max_seq_len=max_seq_len,
+            max_num_tokens=int(build.get("max_num_tokens") or 8192),
+            max_beam_width=int(build.get("max_beam_width") or 1),
+            kv_cache_tokens=int(cpu["kv_cache_tokens"]),
+        )
+        profile = cpu["profile"]
+        timing = Timing(
+            context_ms=[tuple(p) for p in profile.get("context_ms", [])],  # type: ignore[misc]
+            decode_tokens_per_s=[tuple(p) for p in profile.get("decode_tokens_per_s", [])],  # type: ignore[misc]
+            batch_step_growth=float(profile.get("batch_step_growth", 0.0)),
+        )
+        tables = json.loads((engine_dir / cpu["tables"]).read_text())
+        return cls(limits, timing, str(profile["name"]), float(cpu.get("eos_probability", 0.0)), tables)
+
+
+class Generator:
+    """Next-token choice: a second-order Markov chain with first-order and start-token fallbacks."""
+
+    def __init__(self, tables: dict[str, Any]) -> None:
+        self.next2: dict[str, list[int]] = tables["next2"]
+        self.next1: dict[str, list[int]] = tables["next1"]
+        self.starts: list[int] = tables["starts"]
+        self.vocab_size = int(tables["vocab_size"])
+
+    def candidates(self, history: list[int]) -> list[int]:
+        if len(history) >= 2:
+            found = self.next2.get(f"{history[-2]},{history[-1]}")
+            if found:
+                return found
+        if history:
+            found = self.next1.get(str(history[-1]))
+            if found:
+                return found
+        return self.starts
+
+    def choose(self, history: list[int], rng: random.Random, *, greedy: bool, banned: set[int]) -> int:
+        for pool in (self.candidates(history), self.starts):
+            allowed = [t for t in pool if t not in banned] if banned else pool
+            if allowed:
+                if greedy:
+                    return max(sorted(set(allowed)), key=allowed.count)
+                return allowed[rng.randrange(len(allowed))]
+        for token in range(3, self.vocab_size):
+            if token not in banned:
+                return token
+        raise RequestError("bad_words exclude every token of the vocabulary")
+
+
+@dataclass
+class RequestSpec:
+    """One request as the engine sees it (already validated)."""
+
+    prompt: list[int]
+    max_new_tokens: int
+    end_id: int
+    streaming: bool
+    exclude_input: bool
+    num_sequences: int = 1
+    min_tokens: int = 0
+    seed: int = 0
+    greedy: bool = False
+    stop_words: WordList = field(default_factory=list)
+    bad_words: WordList = field(default_factory=list)
+    handle: Any = None
+    """Opaque caller data (the Triton response sender and output options)."""
+    arrival_ns: int = 0
+    first_scheduled_ns: int = 0
+    remaining: int = 0
+    cancelled: bool = False
+
+
+@dataclass
+class Sequence:
+    request: RequestSpec
+    index: int
+    rng: random.Random
+    generated: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    first_token_ns: int = 0
+    last_token_ns: int = 0
+    finished: bool = False
+    started: bool = False
+
+    @property
+    def kv_tokens(self) -> int:
+        return len(self.request.prompt) + self.request.max_new_tokens
+
+
+@dataclass
+class Emission:
+    """Tokens one sequence produced in an iteration, to be sent as one response."""
+
+    sequence: Sequence
+    tokens: list[int]
+    sequence_finished: bool
+    request_finished: bool
+
+
+def validate(spec: RequestSpec, limits: Limits, beam_width: int) -> None:
+    """Reject what TRT-LLM would reject, with a message a user understands."""
+    n = len(spec.prompt)
+    if beam_width != 1:
+        raise RequestError(
+            f"beam_width {beam_width} is not supported by the CPU engine (it decodes with beam width 1); "
+            "send beam_width 1 or omit it"
+        )
+    if n == 0:
+        raise RequestError("the prompt is empty: text_input must contain at least one token")
+    if spec.max_new_tokens <= 0:
+        raise RequestError(f"max_tokens must be at least 1, got {spec.max_new_tokens}")
+    if n > limits.max_input_len:
+        raise RequestError(
+            f"prompt length ({n} tokens) exceeds the engine's max_input_len ({limits.max_input_len})"
+        )
+    if n + spec.max_new_tokens > limits.max_seq_len:
+        raise RequestError(
+            f"prompt length ({n}) plus max_tokens ({spec.max_new_tokens}) exceeds the engine's "
+            f"max_seq_len ({limits.max_seq_len}); lower max_tokens to at most {limits.max_seq_len - n}"
+        )
+    if spec.num_sequences < 1:
+        raise RequestError(f"num_return_sequences must be at least 1, got {spec.num_sequences}")
+    if spec.num_sequences > limits.max_batch_size:
+        raise RequestError(
+            f"num_return_sequences ({spec.num_sequences}) exceeds max_batch_size ({limits.max_batch_size})"
+        )
+    if spec.min_tokens < 0:
+        raise RequestError(f"min_tokens must not be negative, got {spec.min_tokens}")
+
+
+class Scheduler:
+    """The in-flight batching loop's bookkeeping; the caller owns the thread and the clock."""
+
+    def __init__(self, settings: EngineSettings, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.timing = settings.timing
+        self.generator = Generator(settings.tables)
+        self.clock_ns = clock_ns
+        self.waiting: deque[Sequence] = deque()
+        self.active: list[Sequence] = []
+        self.kv_used = 0
+
+    def submit(self, spec: RequestSpec) -> None:
+        spec.remaining = spec.num_sequences
+        for i in range(spec.num_sequences):
+            rng = random.Random((spec.seed * 1_000_003 + i) & 0xFFFFFFFFFFFF)
+            self.waiting.append(Sequence(spec, i, rng))
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.active
+
+    def admit(self) -> list[Sequence]:
+        """Move queued sequences into the batch while there is room; return the new ones."""
+        admitted: list[Sequence] = []
+        context_tokens = 0
+        now = self.clock_ns()
+        while self.waiting:
+            seq = self.waiting[0]
+            if seq.request.cancelled:
+                self.waiting.popleft()
+                continue
+            if len(self.active) + 1 > self.limits.max_batch_size:
+                break
+            if self.kv_used + seq.kv_tokens > self.limits.kv_cache_tokens and self.active:
+                break
+            new_context = 0 if seq.index > 0 else len(seq.request.prompt)
+            if admitted and context_tokens + new_context > self.limits.max_num_tokens:
+                break
+            self.waiting.popleft()
+            context_tokens += new_context
+            self.kv_used += seq.kv_tokens
+            self.active.append(seq)
+            admitted.append(seq)
+            if not seq.request.first_scheduled_ns:
+                seq.request.first_scheduled_ns = now
+        return admitted
+
+    def iteration_seconds(self, admitted: list[Sequence]) -> float:
+        """How long this iteration takes: context phase of new prompts plus one decoding step."""
+        context = sum(self.timing.context_seconds(len(s.request.prompt)) for s in admitted if s.index == 0)
+        decoding = [s for s in self.active if s.started]
+        step = 0.0
+        if decoding:
+            mean = sum(len(s.request.prompt) + len(s.generated) for s in decoding) / len(decoding)
+            step = self.timing.step_seconds(len(decoding), mean)
+        return context + step
+
+    def step(self) -> None:
+        """Produce one token for every active sequence (the first token for newly admitted ones)."""
+        for seq in self.active:
+            seq.started = True
+            token = self._next_token(seq)
+            spec = seq.request
+            if token == spec.end_id:
+                seq.finished = True
+                continue
+            seq.generated.append(token)
+            seq.pending.append(token)
+            if len(seq.generated) >= spec.max_new_tokens or self._hit_stop_word(seq):
+                seq.finished = True
+
+    def collect(self) -> list[Emission]:
+        """Take the responses this iteration produced and retire finished sequences."""
+        now = self.clock_ns()
+        emissions: list[Emission] = []
+        still_active: list[Sequence] = []
+        for seq in self.active:
+            spec = seq.request
+            if seq.pending or seq.finished:
+                if seq.pending:
+                    if not seq.first_token_ns:
+                        seq.first_token_ns = now
+                    seq.last_token_ns = now
+                send_now = spec.streaming or seq.finished
+                tokens: list[int] = []
+                if send_now:
+                    tokens = seq.pending if spec.streaming else self._final_tokens(seq)
+                    seq.pending = []
+                if seq.finished:
+                    spec.remaining -= 1
+                    self.kv_used -= seq.kv_tokens
+                if send_now and (tokens or seq.finished):
+                    emissions.append(Emission(seq, tokens, seq.finished, spec.remaining == 0))
+            if not seq.finished:
+                still_active.append(seq)
+        self.active = still_active
+        return emissions
+
+    def cancel(self, spec: RequestSpec) -> bool:
+        """Drop every sequence of a cancelled request; True if it was still running or queued."""
+        if spec.cancelled:
+            return False
+        spec.cancelled = True
+        for seq in [s for s in self.active if s.request is spec]:
+            self.active.remove(seq)
+            self.kv_used -= seq.kv_tokens
+        self.waiting = deque(s for s in self.waiting if s.request is not spec)
+        return True
+
+    def _final_tokens(self, seq: Sequence) -> list[int]:
+        spec = seq.request
+        return seq.generated if spec.exclude_input else spec.prompt + seq.generated
+
+    def _next_token(self, seq: Sequence) -> int:
+        spec = seq.request
+        n = len(seq.generated)
+        may_end = n >= spec.min_tokens
+        if may_end and self.settings.eos_probability and seq.rng.random() < self.settings.eos_probability:
+            return spec.end_id
+        history = spec.prompt + seq.generated
+        banned = self._banned(history, spec.bad_words)
+        if not may_end:
+            banned.add(spec.end_id)
+        return self.generator.choose(history, seq.rng, greedy=spec.greedy, banned=banned)
+
+    @staticmethod
+    def _banned(history: list[int], bad_words: WordList) -> set[int]:
+        banned: set[int] = set()
+        for word in bad_words:
+            prefix = word[:-1]
+            if not prefix or tuple(history[-len(prefix) :]) == prefix:
+                banned.add(word[-1])
+        return banned
+
+    @staticmethod
+    def _hit_stop_word(seq: Sequence) -> bool:
+        generated = seq.generated
+        return any(
+            len(word) <= len(generated) and tuple(generated[-len(word) :]) == word
+            for word in seq.request.stop_words
+        )
+
+
+def parse_word_list(flat: list[int], offsets: list[int]) -> WordList:
+    """Decode TRT-LLM's ``[2, N]`` word-list layout: concatenated ids, then end offsets padded with -1."""
+    words: WordList = []
+    start = 0
+    for end in offsets:
+        if end < 0:
+            break
+        if end > start:
+            words.append(tuple(int(t) for t in flat[start:end]))
+        start = end
+    return words

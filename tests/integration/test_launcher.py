@@ -1,0 +1,153 @@
+"""The launcher against the real tritonserver: readiness, failures, clean stops, timing profiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from trtclient.errors import PortInUseError, ServerStartError, SetupError
+from trtclient.server.launcher import EMBEDDED_MODELS, SHM_DIR, EmbeddedTriton
+from trtclient.server.profiles import get_profile
+from trtclient.server.tokenizer import corpus_text, default_tokenizer_dir
+
+pytestmark = pytest.mark.integration
+
+SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
+
+
+def leftovers() -> list[str]:
+    """Server processes descended from this test process, and its shared-memory regions."""
+    names = [p.name() for p in psutil.Process().children(recursive=True) if p.name() in SERVER_PROCESS_NAMES]
+    regions = [p.name for p in SHM_DIR.glob(f"trtclient_{os.getpid()}_*")]
+    return names + regions
+
+
+@pytest.fixture()
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_start_serves_every_model_then_stop_leaves_nothing() -> None:
+    server = EmbeddedTriton(profile="instant")
+    handle = server.start()
+    try:
+        index = httpx.post(f"{handle.url}/v2/repository/index", json={}).json()
+        assert {m["name"]: m["state"] for m in index} == {name: "READY" for name in EMBEDDED_MODELS}
+        assert httpx.get(handle.metrics_url).text.count("nv_inference_request_success") > 0
+        assert leftovers()
+    finally:
+        server.stop()
+    assert leftovers() == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(handle.pid, 0)
+
+
+def test_failed_start_reports_exit_code_and_log_and_leaves_nothing() -> None:
+    server = EmbeddedTriton(extra_args=["--model-control-mode=bogus"])
+    with pytest.raises(ServerStartError) as caught:
+        server.start()
+    assert caught.value.returncode not in (None, 0)
+    assert "model-control-mode" in caught.value.log_tail
+    assert leftovers() == []
+
+
+def test_port_in_use_is_one_clear_error(taken_port: int) -> None:
+    with pytest.raises(PortInUseError, match=f"port {taken_port} on 127.0.0.1 is already in use"):
+        EmbeddedTriton(http_port=taken_port).start()
+    assert leftovers() == []
+
+
+def test_unknown_profile_is_one_clear_error() -> None:
+    with pytest.raises(SetupError, match="unknown profile 'nope'; choose one of: instant"):
+        EmbeddedTriton(profile="nope").start()
+
+
+def test_missing_model_python_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRTCLIENT_MODEL_PYTHON", "/nonexistent/python3.11")
+    with pytest.raises(SetupError, match="apt-get install python3.11"):
+        EmbeddedTriton().start()
+
+
+def test_unwritable_cache_dir_says_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("TRTCLIENT_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(SetupError, match="set TRTCLIENT_CACHE_DIR to a writable directory"):
+        EmbeddedTriton().start()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nope"], "unknown profile 'nope'"),
+        (["--max-batch-size", "0"], "--max-batch-size must be at least 1"),
+        (["--http-port", "70000"], "--http-port must be between 1 and 65535"),
+    ],
+)
+def test_cli_mistakes_print_one_line_and_exit_nonzero(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trtclient.cli", "serve", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_port_in_use(taken_port: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trtclient.cli", "serve", "--http-port", str(taken_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def prompt_of(tokens: int) -> str:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(default_tokenizer_dir() / "tokenizer.json"))
+    ids = tokenizer.encode(" ".join(corpus_text().split())).ids[:tokens]
+    return str(tokenizer.decode(ids))
+
+
+def test_orin_profile_timing_is_near_the_profile() -> None:
+    """Generous bounds only: the precise figures are printed by benchmarks/embedded_server.py."""
+    profile = get_profile("orin-int4")
+    prompt = prompt_of(128)
+    with EmbeddedTriton(profile="orin-int4") as server:
+        body = {"text_input": prompt, "max_tokens": 12, "stream": True, "return_perf_metrics": True}
+        arrivals: list[float] = []
+        sent = time.perf_counter()
+        with httpx.stream(
+            "POST", f"{server.url}/v2/models/ensemble/generate_stream", json=body, timeout=30
+        ) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    arrivals.append(time.perf_counter())
+                    last = json.loads(line[6:])
+    ttft = arrivals[0] - sent
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    expected_ttft = profile.context_seconds(128)
+    expected_gap = profile.step_seconds(1, 128)
+    assert 0.7 * expected_ttft < ttft < 3 * expected_ttft
+    assert 0.7 * expected_gap < statistics.median(gaps) < 2 * expected_gap
+    engine_ttft = (last["first_token_time_ns"] - last["arrival_time_ns"]) / 1e9
+    assert 0.9 * expected_ttft < engine_ttft < 2 * expected_ttft

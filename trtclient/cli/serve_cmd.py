@@ -1,0 +1,143 @@
+"""``trtclient serve``: run a Triton server in the foreground until Ctrl-C.
+
+With no ``--engine-dir`` it runs the embedded default (CPU engine behind the TRT-LLM ensemble); with
+``--engine-dir`` it launches the user's ``tritonserver`` for a TensorRT-LLM engine (the GPU path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from trtclient.cli.common import UsageError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand."""
+    from trtclient.server.profiles import PROFILES
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run a Triton server (the embedded CPU default, or a TensorRT-LLM engine)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument(
+        "--address", default="127.0.0.1", help="bind address (default: 127.0.0.1, loopback only)"
+    )
+    net.add_argument("--http-port", type=int, help="HTTP port (default: a free port)")
+    net.add_argument("--grpc-port", type=int, help="gRPC port (default: a free port)")
+    net.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default: a free port)")
+    emb = parser.add_argument_group("embedded server")
+    emb.add_argument("--profile", default="orin-int4", help=f"timing profile: {', '.join(PROFILES)}")
+    emb.add_argument("--max-batch-size", type=int, default=64, help="engine max batch size (default: 64)")
+    emb.add_argument("--max-queue-size", type=int, default=0, help="tensorrt_llm queue limit, 0 = unbounded")
+    emb.add_argument("--kv-cache-tokens", type=int, help="KV-cache capacity in tokens")
+    emb.add_argument("--eos-probability", type=float, default=0.0, help="chance per token of ending early")
+    emb.add_argument("--preprocessing-instances", type=int, default=1)
+    emb.add_argument("--postprocessing-instances", type=int, default=1)
+    emb.add_argument("--bls-instances", type=int, default=1)
+    emb.add_argument("--accumulate-tokens", action="store_true", help="BLS streams cumulative text")
+    emb.add_argument("--log-verbose", type=int, default=0, help="tritonserver log verbosity")
+    emb.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for READY")
+    try:
+        from trtclient.server.deploy.launch import add_gpu_arguments
+    except ImportError:
+        pass
+    else:
+        add_gpu_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for name in ("http_port", "grpc_port", "metrics_port"):
+        port = getattr(args, name)
+        if port is not None and not 0 < port < 65536:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 1 and 65535, got {port}")
+    if args.max_batch_size < 1:
+        raise UsageError(f"--max-batch-size must be at least 1, got {args.max_batch_size}")
+    if not 0.0 <= args.eos_probability < 1.0:
+        raise UsageError(f"--eos-probability must be in [0, 1), got {args.eos_probability}")
+    for name in ("preprocessing_instances", "postprocessing_instances", "bls_instances"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server, print where it answers, and wait for Ctrl-C or SIGTERM."""
+    if getattr(args, "engine_dir", None):
+        from trtclient.server.deploy.launch import run_gpu_serve
+
+        return int(run_gpu_serve(args))
+    _validate(args)
+    from trtclient.server.launcher import EmbeddedTriton, is_loopback
+
+    if not is_loopback(args.address):
+        print(
+            f"warning: binding to {args.address} exposes the server beyond this machine",
+            file=sys.stderr,
+        )
+    server = EmbeddedTriton(
+        profile=args.profile,
+        max_batch_size=args.max_batch_size,
+        address=args.address,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        preprocessing_instances=args.preprocessing_instances,
+        postprocessing_instances=args.postprocessing_instances,
+        bls_instances=args.bls_instances,
+        max_queue_size=args.max_queue_size,
+        kv_cache_tokens=args.kv_cache_tokens,
+        eos_probability=args.eos_probability,
+        accumulate_tokens=args.accumulate_tokens,
+        startup_timeout=args.startup_timeout,
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    return serve_foreground(server)
+
+
+def serve_foreground(server: Any) -> int:
+    """Run a started-on-demand server until Ctrl-C / SIGTERM or until it dies; always stop it."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        handle = server.start()
+        print(f"Triton is ready ({time.monotonic() - started:.1f} s)", flush=True)
+        print(f"  HTTP     {handle.url}", flush=True)
+        print(f"  gRPC     {handle.grpc_url}", flush=True)
+        print(f"  metrics  {handle.metrics_url}", flush=True)
+        print(f"  log      {handle.log_path}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.5):
+            process = getattr(server, "_process", None)
+            if process is not None and process.process is not None and process.process.poll() is not None:
+                print(
+                    f"trtclient: error: tritonserver exited with code {process.process.returncode}\n"
+                    f"{process.log_tail()}",
+                    file=sys.stderr,
+                )
+                return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    print("stopped", flush=True)
+    return 0
