@@ -11,7 +11,7 @@ import sys
 
 from benchmarks.common import Row, format_table
 
-BENCHMARKS: tuple[str, ...] = ()
+BENCHMARKS: tuple[str, ...] = ("embedded_server",)
 
 
 def main(argv: list[str]) -> int:
