@@ -34,11 +34,14 @@ def markov_tables(tokenizer_dir: Path) -> dict[str, Any]:
     first: dict[int, list[int]] = defaultdict(list)
     second: dict[str, list[int]] = defaultdict(list)
     starts: list[int] = []
+    spaced_starts: list[int] = []
     for paragraph in corpus_text().split("\n\n"):
-        ids = [i for i in tokenizer.encode(" ".join(paragraph.split())).ids if i not in special]
+        text = " ".join(paragraph.split())
+        ids = [i for i in tokenizer.encode(text).ids if i not in special]
         if not ids:
             continue
         starts.append(ids[0])
+        spaced_starts.append(tokenizer.encode(" " + text).ids[0])
         for a, b in zip(ids, ids[1:], strict=False):
             first[a].append(b)
         for a, b, c in zip(ids, ids[1:], ids[2:], strict=False):
@@ -47,6 +50,7 @@ def markov_tables(tokenizer_dir: Path) -> dict[str, Any]:
         "order": 2,
         "vocab_size": tokenizer.get_vocab_size(),
         "starts": starts,
+        "spaced_starts": spaced_starts,
         "next1": {str(k): v for k, v in first.items()},
         "next2": dict(second),
     }

@@ -117,6 +117,8 @@ class Generator:
         self.next2: dict[str, list[int]] = tables["next2"]
         self.next1: dict[str, list[int]] = tables["next1"]
         self.starts: list[int] = tables["starts"]
+        # After some text, a new sentence starts with a space: " The", not "The".
+        self.spaced_starts: list[int] = tables.get("spaced_starts") or self.starts
         self.vocab_size = int(tables["vocab_size"])
 
     def candidates(self, history: list[int]) -> list[int]:
@@ -128,10 +130,10 @@ class Generator:
             found = self.next1.get(str(history[-1]))
             if found:
                 return found
-        return self.starts
+        return self.spaced_starts if history else self.starts
 
     def choose(self, history: list[int], rng: random.Random, *, greedy: bool, banned: set[int]) -> int:
-        for pool in (self.candidates(history), self.starts):
+        for pool in (self.candidates(history), self.spaced_starts, self.starts):
             allowed = [t for t in pool if t not in banned] if banned else pool
             if allowed:
                 if greedy:
