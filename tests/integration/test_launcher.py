@@ -151,3 +151,21 @@ def test_orin_profile_timing_is_near_the_profile() -> None:
     assert 0.7 * expected_gap < statistics.median(gaps) < 2 * expected_gap
     engine_ttft = (last["first_token_time_ns"] - last["arrival_time_ns"]) / 1e9
     assert 0.9 * expected_ttft < engine_ttft < 2 * expected_ttft
+
+
+def test_closing_a_direct_stream_cancels_it_in_the_engine() -> None:
+    """With batch size 1, a request queued behind an abandoned 300-token stream starts at once only if
+    the engine saw the cancellation (through the ensemble Triton 2.51 never tells the engine; directly it does).
+    """
+    direct = {"input_ids": [57, 74, 274], "input_lengths": [3], "request_output_len": [300], "streaming": [True]}
+    with EmbeddedTriton(profile="orin-int4", max_batch_size=1) as server:
+        target = f"{server.url}/v2/models/tensorrt_llm/generate_stream"
+        with httpx.stream("POST", target, json=direct, timeout=30) as response:
+            assert response.status_code == 200
+            first = next(line for line in response.iter_lines() if line.startswith("data: "))
+            assert "output_ids" in first
+        # Connection closed after one token; 299 more would take ~8.5 s at this profile's pace.
+        queued = {**direct, "request_output_len": [2], "streaming": [False], "return_perf_metrics": [True]}
+        answer = httpx.post(f"{server.url}/v2/models/tensorrt_llm/generate", json=queued, timeout=30).json()
+        waited = (answer["first_scheduled_time_ns"] - answer["arrival_time_ns"]) / 1e9
+    assert waited < 2.0
