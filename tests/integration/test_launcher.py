@@ -96,6 +96,7 @@ def test_unwritable_cache_dir_says_what_to_set(monkeypatch: pytest.MonkeyPatch, 
         (["--profile", "nope"], "unknown profile 'nope'"),
         (["--max-batch-size", "0"], "--max-batch-size must be at least 1"),
         (["--http-port", "70000"], "--http-port must be between 1 and 65535"),
+        (["--dry-run"], "--dry-run applies only with --engine-dir"),
     ],
 )
 def test_cli_mistakes_print_one_line_and_exit_nonzero(args: list[str], message: str) -> None:
@@ -157,7 +158,12 @@ def test_closing_a_direct_stream_cancels_it_in_the_engine() -> None:
     """With batch size 1, a request queued behind an abandoned 300-token stream starts at once only if
     the engine saw the cancellation (through the ensemble Triton 2.51 never tells the engine; directly it does).
     """
-    direct = {"input_ids": [57, 74, 274], "input_lengths": [3], "request_output_len": [300], "streaming": [True]}
+    direct = {
+        "input_ids": [57, 74, 274],
+        "input_lengths": [3],
+        "request_output_len": [300],
+        "streaming": [True],
+    }
     with EmbeddedTriton(profile="orin-int4", max_batch_size=1) as server:
         target = f"{server.url}/v2/models/tensorrt_llm/generate_stream"
         with httpx.stream("POST", target, json=direct, timeout=30) as response:

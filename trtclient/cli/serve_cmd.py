@@ -48,17 +48,25 @@ def register(subparsers: Any) -> None:
     emb.add_argument("--bls-instances", type=int, default=1)
     emb.add_argument("--accumulate-tokens", action="store_true", help="BLS streams cumulative text")
     emb.add_argument("--log-verbose", type=int, default=0, help="tritonserver log verbosity")
-    emb.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for READY")
-    try:
-        from trtclient.server.deploy.launch import add_gpu_arguments
-    except ImportError:
-        pass
-    else:
-        add_gpu_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        help="seconds to wait until every model is READY (default: 60 embedded, 600 with --engine-dir)",
+    )
+    from trtclient.server.deploy.launch import add_gpu_arguments
+
+    before = len(parser._actions)
+    add_gpu_arguments(parser)
+    engine_only = [
+        (a.dest, a.default, a.option_strings[0]) for a in parser._actions[before:] if a.option_strings
+    ]
+    parser.set_defaults(handler=run, engine_only_flags=engine_only)
 
 
 def _validate(args: argparse.Namespace) -> None:
+    for dest, default, flag in getattr(args, "engine_only_flags", []):
+        if getattr(args, dest, default) != default:
+            raise UsageError(f"{flag} applies only with --engine-dir (the GPU deployment path)")
     for name in ("http_port", "grpc_port", "metrics_port"):
         port = getattr(args, name)
         if port is not None and not 0 < port < 65536:
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         kv_cache_tokens=args.kv_cache_tokens,
         eos_probability=args.eos_probability,
         accumulate_tokens=args.accumulate_tokens,
-        startup_timeout=args.startup_timeout,
+        startup_timeout=args.startup_timeout or 60.0,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return serve_foreground(server)
