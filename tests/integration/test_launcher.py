@@ -156,7 +156,7 @@ def test_orin_profile_timing_is_near_the_profile() -> None:
 
 def test_closing_a_direct_stream_cancels_it_in_the_engine() -> None:
     """With batch size 1, a request queued behind an abandoned 300-token stream starts at once only if
-    the engine saw the cancellation (through the ensemble Triton 2.51 never tells the engine; directly it does).
+    the engine saw the cancellation (Triton 2.51 tells it when called directly, not through the ensemble).
     """
     direct = {
         "input_ids": [57, 74, 274],
