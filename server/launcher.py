@@ -62,9 +62,15 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 def ensure_port_free(port: int, address: str = "127.0.0.1") -> None:
-    """Raise :class:`PortInUseError` if ``port`` is taken on ``address``."""
+    """Raise :class:`PortInUseError` if ``port`` is taken on ``address``.
+
+    Connections of a stopped or crashed server linger in TIME_WAIT for a minute; they do not stop
+    tritonserver from binding again, so they do not count as taken (``SO_REUSEADDR``; a listening
+    socket still does).
+    """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError:

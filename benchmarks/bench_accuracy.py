@@ -1,0 +1,164 @@
+"""How late does the load engine see the first token? Its stamps against the server's own timestamps.
+
+Two truths, each at 64 concurrent streams and under 1.5k events/s in total:
+
+1. The embedded Triton's CPU engine (profile ``orin-int4``): each response carries ``first_token_time_ns``
+   (``return_perf_metrics``), stamped when the engine's step emits the token. The lag to the client's
+   arrival stamp covers the rest of Triton's pipeline (the decoupled model's serial sends,
+   postprocessing, the ensemble, the HTTP front end) plus the client.
+2. The fast loopback source (``benchmarks.sse_source``, 50 ms between tokens): it stamps
+   ``first_token_time_ns`` right before writing the event, so the lag is loopback plus the client alone.
+
+Each truth is read by the load engine (``Runner`` + ``AsyncTritonClient``) and, interleaved in the same
+run, by a minimal aiohttp reader that stamps each read as it returns: the difference between the two is
+what the load engine adds. Stamps of both are ``perf_counter_ns`` readings converted to the epoch with
+``trtclient.timing.to_epoch_ns``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from benchmarks.common import Row
+from benchmarks.sse_source import SSESource
+from trtclient import AsyncTritonClient
+from trtclient import metrics as m
+from trtclient.bench.runner import RequestOptions, RunConfig, Runner
+from trtclient.bench.schedule import Concurrency, Stop, Warmup
+from trtclient.bench.workload import FixedPrompt
+from trtclient.timing import now_ns, to_epoch_ns
+
+__all__ = ["run"]
+
+NAME = "bench_accuracy"
+STREAMS = 64
+TOKENS = 16
+REQUESTS = int(os.environ.get("BENCH_ACCURACY_REQUESTS", "128"))
+ROUNDS = int(os.environ.get("BENCH_ACCURACY_ROUNDS", "2"))
+PROMPT = "What is machine learning?"
+
+Lags = tuple[list[float], float]
+"""First-token lags in ms, and content events per second over the run."""
+
+
+async def engine_lags(url: str) -> Lags:
+    """The load engine: ``STREAMS`` workers, ``REQUESTS`` measured after one warm-up wave."""
+    async with AsyncTritonClient(url, max_retries=0) as client:
+        runner = Runner(
+            client,
+            FixedPrompt(PROMPT, TOKENS),
+            RunConfig(Concurrency(STREAMS), Stop(requests=REQUESTS), Warmup(requests=STREAMS)),
+            RequestOptions(perf_metrics=True, server_token_counts=True),
+        )
+        result = await runner.run()
+    measured = [r for r in result.records if not r.warmup and r.status == "ok"]
+    lags = [lag / 1e6 for lag in map(m.engine_first_token_lag_ns, measured) if lag is not None]
+    events = sum(len(r.event_ns) for r in result.records)
+    return lags, events / result.client.wall_s
+
+
+async def raw_lags(url: str) -> Lags:
+    """A minimal aiohttp reader: same streams, first read that holds an event is the arrival."""
+    body = json.dumps(
+        {"text_input": PROMPT, "max_tokens": TOKENS, "stream": True, "return_perf_metrics": True}
+    ).encode()
+    target = f"{url}/v2/models/ensemble/generate_stream"
+    lags: list[float] = []
+    events = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(record: bool) -> None:
+            nonlocal events
+            first: tuple[int, int] | None = None
+            buffer = b""
+            async with session.post(target, data=body, headers={"Content-Type": "application/json"}) as resp:
+                async for data in resp.content.iter_any():
+                    arrival = now_ns()
+                    buffer += data
+                    while b"\n\n" in buffer:
+                        event, buffer = buffer.split(b"\n\n", 1)
+                        events += 1
+                        fields = json.loads(event.removeprefix(b"data: "))
+                        if first is None and "first_token_time_ns" in fields:
+                            first = (arrival, int(fields["first_token_time_ns"]))
+            if record and first is not None:
+                lags.append((to_epoch_ns(first[0]) - first[1]) / 1e6)
+
+        async def worker(count: int, record: bool) -> None:
+            for _ in range(count):
+                await one(record)
+
+        await asyncio.gather(*(worker(1, False) for _ in range(STREAMS)))  # warm-up wave
+        start, events = now_ns(), 0
+        per_worker = -(-REQUESTS // STREAMS)
+        await asyncio.gather(*(worker(per_worker, True) for _ in range(STREAMS)))
+        seconds = (now_ns() - start) / 1e9
+    return lags, events / seconds
+
+
+def _line(label: str, lags: list[float], rate: float) -> str:
+    s = m.summarize(lags)
+    if s is None:
+        return f"  {label:<26} no data"
+    return (
+        f"  {label:<26} n {s.count:4d}  min {s.min:6.2f}  p50 {s.p50:6.2f}  p90 {s.p90:6.2f}  "
+        f"p99 {s.p99:6.2f}  max {s.max:6.2f} ms   {rate:6.0f} events/s"
+    )
+
+
+def _compare(title: str, url: str) -> dict[str, list[float]]:
+    print(title, flush=True)
+    pooled: dict[str, list[float]] = {"load engine": [], "minimal reader": []}
+    readers: dict[str, Callable[[str], Awaitable[Lags]]] = {
+        "load engine": engine_lags,
+        "minimal reader": raw_lags,
+    }
+    for round_ in range(ROUNDS):
+        for label, reader in readers.items():
+            lags, rate = asyncio.run(reader(url))
+            pooled[label].extend(lags)
+            print(_line(f"{label} (round {round_ + 1})", lags, rate), flush=True)
+    return pooled
+
+
+def _rows(truth: str, pooled: dict[str, list[float]]) -> list[Row]:
+    rows = []
+    for label, key in (("load engine", "engine"), ("minimal reader", "raw")):
+        s = m.summarize(pooled[label])
+        if s is not None:
+            rows.append(Row(NAME, f"first-token lag p50, {truth}, {key}", s.p50, "ms", f"{STREAMS} streams"))
+            rows.append(Row(NAME, f"first-token lag p99, {truth}, {key}", s.p99, "ms", f"{STREAMS} streams"))
+    return rows
+
+
+def run() -> list[Row]:
+    """Print the lag distributions and return p50/p99 rows for both truths and both readers."""
+    from trtclient.server.launcher import EmbeddedTriton
+
+    rows: list[Row] = []
+    with EmbeddedTriton(profile="orin-int4") as server:
+        pooled = _compare(
+            f"first-token lag vs the CPU engine's first_token_time_ns (orin-int4, {STREAMS} streams, "
+            f"{TOKENS} tokens each)",
+            server.url,
+        )
+        rows += _rows("CPU engine", pooled)
+    with SSESource(delay_s=0.05) as source:
+        pooled = _compare(
+            f"first-token lag vs the fast source's write time ({STREAMS} streams, 50 ms per token)",
+            source.url,
+        )
+        rows += _rows("fast source", pooled)
+    return rows
+
+
+if __name__ == "__main__":
+    from benchmarks.common import format_table
+
+    print(format_table(run()))

@@ -1,0 +1,78 @@
+"""Request records and the JSONL sink."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trtclient.records import JsonlSink, RequestRecord, read_records
+from trtclient.timing import EPOCH_OFFSET_NS
+
+
+def sample(index: int) -> RequestRecord:
+    return RequestRecord(
+        index=index,
+        intended_ns=1_000 + index,
+        sent_ns=1_100 + index,
+        headers_ns=1_200,
+        event_ns=[1_300, 1_400],
+        event_tokens=[1, 1],
+        end_ns=1_500,
+        status="ok",
+        http_status=200,
+        output_tokens=2,
+        output_tokens_source="server",
+        token_counts={"server_output": 2, "events_output": 2},
+        engine_ns={"first_token_time_ns": 1_700_000_000_000_000_000},
+    )
+
+
+def test_round_trip_through_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    with JsonlSink(path) as sink:
+        for i in range(3):
+            sink.write(sample(i))
+    assert list(read_records(path)) == [sample(i) for i in range(3)]
+
+
+def test_each_record_is_on_disk_as_soon_as_it_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    sink = JsonlSink(path)
+    sink.write(sample(0))
+    # read through a second handle while the sink is still open
+    assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0]
+    sink.write(sample(1))
+    assert len(path.read_text().splitlines()) == 2 and sink.written == 2
+    sink.close()
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(sample(2))
+
+
+def test_sink_appends_to_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    for i in range(2):
+        with JsonlSink(path) as sink:
+            sink.write(sample(i))
+    assert [r.index for r in read_records(path)] == [0, 1]
+
+
+def test_defaults_describe_a_request_that_never_finished() -> None:
+    r = RequestRecord(index=0, intended_ns=5)
+    assert r.status == "cancelled" and r.sent_ns is None and r.event_ns == []
+    assert r.epoch_offset_ns == EPOCH_OFFSET_NS
+
+
+def test_from_dict_ignores_unknown_keys_and_rejects_unknown_status() -> None:
+    data = sample(0).to_dict() | {"added_later": 1}
+    assert RequestRecord.from_dict(data) == sample(0)
+    with pytest.raises(ValueError, match="unknown status"):
+        RequestRecord.from_dict(sample(0).to_dict() | {"status": "maybe"})
+
+
+def test_read_records_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(sample(0).to_dict()) + "\n\n{not json}\n")
+    with pytest.raises(ValueError, match=r"r.jsonl:3: not a request record"):
+        list(read_records(path))

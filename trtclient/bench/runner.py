@@ -1,0 +1,412 @@
+"""The load engine: sends a workload on a schedule through the async client and records every request.
+
+Open loops and bursts are paced by :class:`~trtclient.bench.pacer.Pacer` at absolute intended times;
+closed loops keep ``concurrency`` workers busy. Each request becomes one
+:class:`~trtclient.records.RequestRecord` that ends ``ok``, ``failed`` (with its error kind) or
+``cancelled``, is appended to the sink as soon as it ends, and is never retried.
+
+Setting the ``stop`` event (the CLI does on Ctrl-C) stops scheduling, cancels the requests in flight
+(recorded as cancelled) and returns what completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+from trtclient.bench.pacer import Pacer
+from trtclient.bench.progress import Counters
+from trtclient.bench.report import ClientLoad
+from trtclient.bench.schedule import (
+    Burst,
+    Concurrency,
+    LoadShape,
+    Phases,
+    Rate,
+    Stop,
+    Warmup,
+    arrival_offsets,
+    worker_start_offsets,
+)
+from trtclient.bench.workload import Prompt, TokenCounter, Workload
+from trtclient.protocol import error_kind, make_request
+from trtclient.records import JsonlSink, RequestRecord, TokenSource
+from trtclient.schema import GenerateRequest, StreamChunk
+from trtclient.timing import now_ns
+
+__all__ = ["RequestOptions", "RunConfig", "RunResult", "Runner", "StreamingClient"]
+
+#: Engine timestamps kept from the responses (TRT-LLM ``return_perf_metrics``).
+ENGINE_FIELDS = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
+#: Time between building the schedule and its first intended start.
+START_DELAY_NS = 20_000_000
+#: Longest error message kept in a record.
+MAX_MESSAGE = 500
+
+
+class ChunkStream(Protocol):
+    """What ``generate_stream`` returns: an async iterator of chunks and an async context manager."""
+
+    sent_ns: int
+    """When the request was written (0: never)."""
+    headers_ns: int
+    """When the response headers arrived (0: never)."""
+    status_code: int
+    """HTTP status (0: no response)."""
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Any: ...
+
+
+class StreamingClient(Protocol):
+    """The part of :class:`trtclient.AsyncTritonClient` the runner uses."""
+
+    def generate_stream(self, request: GenerateRequest, /) -> ChunkStream: ...
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """How a prompt becomes a request.
+
+    ``force_output_length`` sends ``min_tokens = max_tokens`` so the server generates exactly the
+    requested length (set it only when the model has that input); ``end_id`` overrides the
+    end-of-sequence id (an id the model never produces also forces the length).
+    ``server_token_counts`` and ``perf_metrics`` ask for ``num_*_tokens`` and the engine's timestamps.
+    """
+
+    force_output_length: bool = False
+    end_id: int | None = None
+    server_token_counts: bool = False
+    perf_metrics: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self, prompt: Prompt) -> GenerateRequest:
+        """The request for one prompt (raises ``RequestValidationError`` naming a bad field)."""
+        fields: dict[str, Any] = dict(self.extra)
+        if self.force_output_length:
+            fields["min_tokens"] = prompt.max_tokens
+        if self.end_id is not None:
+            fields["end_id"] = self.end_id
+        if self.server_token_counts:
+            fields["return_num_input_tokens"] = True
+            fields["return_num_output_tokens"] = True
+        if self.perf_metrics:
+            fields["return_perf_metrics"] = True
+        fields["max_tokens"] = prompt.max_tokens
+        fields["stream"] = True
+        return make_request(prompt.text, fields)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The schedule of a run."""
+
+    shape: LoadShape
+    stop: Stop
+    warmup: Warmup = Warmup()
+    ramp_up_s: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    records: list[RequestRecord]
+    client: ClientLoad
+    interrupted: bool
+    started_ns: int
+    ended_ns: int
+
+
+class _Live:
+    """One request in flight: its record, the text received, the server's input count."""
+
+    __slots__ = ("prompt", "record", "server_input", "texts")
+
+    def __init__(self, record: RequestRecord, prompt: Prompt) -> None:
+        self.record = record
+        self.prompt = prompt
+        self.texts: list[str] = []
+        self.server_input: int | None = None
+
+
+class Runner:
+    """Runs one load test; see the module docstring."""
+
+    def __init__(
+        self,
+        client: StreamingClient,
+        workload: Workload,
+        config: RunConfig,
+        options: RequestOptions | None = None,
+        *,
+        tokenizer: TokenCounter | None = None,
+        sink: JsonlSink | None = None,
+        on_progress: Callable[[Counters], None] | None = None,
+        progress_interval_s: float = 0.25,
+    ) -> None:
+        self.client = client
+        self.workload = workload
+        self.config = config
+        self.options = options or RequestOptions()
+        self.tokenizer = tokenizer
+        self.sink = sink
+        self.on_progress = on_progress
+        self.progress_interval_s = progress_interval_s
+        self.counters = Counters()
+        self.records: list[RequestRecord] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._ceiling: asyncio.Semaphore | None = None
+        self._next_index = 0
+
+    # ------------------------------------------------------------ public
+
+    async def run(self, stop: asyncio.Event | None = None) -> RunResult:
+        """Run the schedule to its end, or until ``stop`` is set; return every record."""
+        stop = stop or asyncio.Event()
+        shape = self.config.shape
+        if isinstance(shape, Rate) and shape.max_concurrency is not None:
+            self._ceiling = asyncio.Semaphore(shape.max_concurrency)
+        phases = Phases(self.config.warmup, self.config.stop)
+        prompts = self.workload.prompts()
+        cpu0 = time.process_time()
+        t0 = now_ns() + START_DELAY_NS
+        self.counters.started_ns = t0
+        with Pacer() as pacer:
+            if isinstance(shape, Concurrency):
+                offsets = worker_start_offsets(shape, ramp_up_s=self.config.ramp_up_s)
+                drivers = [self._worker(pacer, phases, prompts, t0 + off) for off in offsets]
+            else:
+                drivers = [self._dispatch(pacer, phases, prompts, t0, shape)]
+            driver_tasks = [asyncio.create_task(d) for d in drivers]
+            progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
+            stopper = asyncio.create_task(stop.wait())
+            interrupted = False
+            try:
+                pending: set[asyncio.Task[Any]] = set(driver_tasks)
+                while pending:
+                    done, _ = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    if stopper in done:
+                        interrupted = True
+                        break
+                    pending -= done
+                    for task in done:
+                        task.result()  # a bug in a driver must not pass silently
+                if not interrupted:
+                    remaining: asyncio.Future[Any] = asyncio.gather(*self._tasks, return_exceptions=True)
+                    finished, _ = await asyncio.wait(
+                        {remaining, stopper}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    interrupted = remaining not in finished
+            finally:
+                self._stopping = True
+                for task in [*driver_tasks, *self._tasks]:
+                    task.cancel()
+                await asyncio.gather(*driver_tasks, *self._tasks, return_exceptions=True)
+                stopper.cancel()
+                if progress is not None:
+                    progress.cancel()
+                    await asyncio.gather(progress, return_exceptions=True)
+        ended = now_ns()
+        cpu = time.process_time() - cpu0
+        return RunResult(
+            records=sorted(self.records, key=lambda r: r.index),
+            client=ClientLoad(cpu_s=cpu, wall_s=max(0, ended - t0) / 1e9),
+            interrupted=interrupted,
+            started_ns=t0,
+            ended_ns=ended,
+        )
+
+    # ------------------------------------------------------------ schedule drivers
+
+    async def _dispatch(
+        self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], t0: int, shape: Burst | Rate
+    ) -> None:
+        """Open loop and bursts: one request per arrival, at its intended time.
+
+        Arrivals sharing an intended time (a burst) are built together before the pacer wakes, and the
+        next arrival is built before sleeping until the current one, so no building delays a send.
+        """
+        batch: list[tuple[Prompt, GenerateRequest, bool]] = []
+        batch_offset = 0
+        for offset in arrival_offsets(shape, ramp_up_s=self.config.ramp_up_s, seed=self.config.seed):
+            phase = phases.classify(offset)
+            if phase == "stop" or self._stopping:
+                break
+            if batch and offset != batch_offset:
+                await self._release(pacer, t0 + batch_offset, batch)
+                batch = []
+            prompt = next(prompts)
+            batch.append((prompt, self.options.build(prompt), phase == "warmup"))
+            batch_offset = offset
+        if batch and not self._stopping:
+            await self._release(pacer, t0 + batch_offset, batch)
+
+    async def _release(
+        self, pacer: Pacer, intended: int, batch: list[tuple[Prompt, GenerateRequest, bool]]
+    ) -> None:
+        await pacer.sleep_until(intended)
+        for prompt, request, warmup in batch:
+            self._spawn(self._send(self._take_index(), intended, prompt, request, warmup))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _worker(self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], start: int) -> None:
+        """Closed loop: send, wait for the end, send again."""
+        await pacer.sleep_until(start)
+        intended = start
+        t0 = self.counters.started_ns
+        while not self._stopping:
+            phase = phases.classify(intended - t0)
+            if phase == "stop":
+                return
+            prompt = next(prompts)
+            request = self.options.build(prompt)
+            await self._spawn(self._send(self._take_index(), intended, prompt, request, phase == "warmup"))
+            intended = now_ns()
+
+    def _take_index(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    # ------------------------------------------------------------ one request
+
+    async def _send(
+        self, index: int, intended: int, prompt: Prompt, request: GenerateRequest, warmup: bool
+    ) -> None:
+        record = RequestRecord(
+            index=index,
+            intended_ns=intended,
+            warmup=warmup,
+            prompt_id=prompt.id,
+            requested_output_tokens=prompt.max_tokens,
+            forced_output_tokens=self.options.force_output_length,
+        )
+        live = _Live(record, prompt)
+        c = self.counters
+        try:
+            if self._ceiling is not None:
+                async with self._ceiling:
+                    await self._stream(live, request)
+            else:
+                await self._stream(live, request)
+            record.status = "ok"
+        except asyncio.CancelledError:
+            record.status = "cancelled"
+        except Exception as exc:
+            record.status = "failed"
+            record.error_kind = error_kind(exc)
+            record.error_message = str(exc)[:MAX_MESSAGE]
+            record.http_status = record.http_status or getattr(exc, "status_code", None)
+        finally:
+            if record.end_ns is None:
+                record.end_ns = now_ns()
+            if record.dispatched_ns is not None:
+                c.in_flight -= 1
+            self._finish(live)
+
+    async def _stream(self, live: _Live, request: GenerateRequest) -> None:
+        record = live.record
+        record.dispatched_ns = now_ns()
+        self.counters.sent += 1
+        self.counters.in_flight += 1
+        stream = self.client.generate_stream(request)
+        try:
+            async with stream:
+                async for chunk in stream:
+                    self._on_chunk(live, chunk)
+                record.end_ns = now_ns()
+        finally:
+            if record.end_ns is None:
+                record.end_ns = now_ns()
+            record.sent_ns = stream.sent_ns or None
+            record.headers_ns = stream.headers_ns or None
+            record.http_status = stream.status_code or None
+
+    def _on_chunk(self, live: _Live, chunk: StreamChunk) -> None:
+        record, data = live.record, chunk.data
+        produced = _count(data.get("num_output_tokens"))
+        if chunk.text or (produced is not None and produced > 0):
+            record.event_ns.append(chunk.arrival_ns)
+            if produced is not None:
+                record.event_tokens.append(produced)
+            live.texts.append(chunk.text)
+        else:
+            record.other_event_ns.append(chunk.arrival_ns)
+        consumed = _count(data.get("num_input_tokens"))
+        if consumed is not None:
+            live.server_input = consumed
+        for key in ENGINE_FIELDS:
+            value = _count(data.get(key))
+            if value:
+                record.engine_ns[key] = value
+
+    def _finish(self, live: _Live) -> None:
+        record = live.record
+        _count_tokens(live, self.tokenizer)
+        c = self.counters
+        if record.status == "ok":
+            c.ok += 1
+            c.output_tokens += record.output_tokens or 0
+        elif record.status == "failed":
+            c.failed += 1
+        else:
+            c.cancelled += 1
+        self.records.append(record)
+        if self.sink is not None:
+            self.sink.write(record)
+
+    async def _report_progress(self) -> None:
+        assert self.on_progress is not None
+        while True:
+            self.on_progress(self.counters)
+            await asyncio.sleep(self.progress_interval_s)
+
+
+def _count(value: object) -> int | None:
+    """An integer field of a response, or None when absent or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _count_tokens(live: _Live, tokenizer: TokenCounter | None) -> None:
+    """Fill the record's token counts, best source first: server, client tokenizer, content events."""
+    record = live.record
+    counts = record.token_counts
+    counts["events_output"] = len(record.event_ns)
+    if record.event_tokens and len(record.event_tokens) == len(record.event_ns):
+        counts["server_output"] = sum(record.event_tokens)
+    if tokenizer is not None:
+        counts["tokenizer_output"] = tokenizer.count("".join(live.texts))
+    for source in ("server", "tokenizer", "events"):
+        key = f"{source}_output"
+        if key in counts:
+            record.output_tokens = counts[key]
+            record.output_tokens_source = source
+            break
+    if live.server_input is not None:
+        counts["server_input"] = live.server_input
+    if live.prompt.input_tokens is not None:
+        counts["tokenizer_input"] = live.prompt.input_tokens
+    input_sources: tuple[TokenSource, ...] = ("server", "tokenizer")
+    for source in input_sources:
+        key = f"{source}_input"
+        if key in counts:
+            record.input_tokens = counts[key]
+            record.input_tokens_source = source
+            break

@@ -1,0 +1,228 @@
+"""One benchmark against one server: check the model, pick the request options, run, scrape, report.
+
+:func:`run_bench` is what ``trtclient bench`` runs once it knows the server's URL; tests and benchmarks
+call it directly. It reads the model's inputs first, so it only asks for what the server supports:
+``min_tokens`` (or ``min_length``) to force output lengths, ``return_num_*_tokens`` for server-side
+token counts, ``return_perf_metrics`` for the engine's timestamps (on loopback servers only, where the
+clocks compare).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from trtclient import metrics as m
+from trtclient.bench.progress import Counters
+from trtclient.bench.report import Report, client_warnings
+from trtclient.bench.runner import RequestOptions, RunConfig, Runner, RunResult
+from trtclient.bench.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
+from trtclient.bench.scrape import MetricsScraper
+from trtclient.bench.workload import Prompt, TokenCounter, Workload, WorkloadError
+from trtclient.client import AsyncTritonClient
+from trtclient.errors import TritonError
+from trtclient.protocol import ModelInputs, Timeout, redact_url
+from trtclient.records import JsonlSink
+from trtclient.timing import EPOCH_OFFSET_NS
+
+__all__ = ["BenchError", "BenchOutcome", "BenchSpec", "describe_shape", "run_bench"]
+
+Auto = Literal["auto"]
+
+
+class BenchError(TritonError):
+    """The benchmark cannot run as asked (server unreachable, model missing, unsupported input)."""
+
+
+@dataclass
+class BenchSpec:
+    """Everything one run needs besides the server's address."""
+
+    shape: LoadShape
+    stop: Stop
+    workload: Workload
+    model: str = "ensemble"
+    warmup: Warmup = Warmup()
+    ramp_up_s: float = 0.0
+    seed: int = 0
+    tokenizer: TokenCounter | None = None
+    force_output_length: bool | Auto = "auto"
+    """``"auto"``: force when the workload sets output lengths and the model has ``min_tokens``."""
+    workload_sets_lengths: bool = False
+    end_id: int | None = None
+    server_token_counts: bool | Auto = "auto"
+    perf_metrics: bool | Auto = "auto"
+    extra_inputs: dict[str, Any] = field(default_factory=dict)
+    slos_ns: dict[str, float] = field(default_factory=dict)
+    read_timeout_s: float | None = 300.0
+    transport: Literal["http", "grpc"] = "http"
+    records_path: Path | None = None
+    scrape_metrics: bool = True
+    scrape_interval_s: float = 0.5
+
+
+@dataclass
+class BenchOutcome:
+    """A finished (or interrupted) run."""
+
+    report: Report
+    result: RunResult
+
+
+def describe_shape(shape: LoadShape) -> str:
+    """A short human description of a load shape."""
+    if isinstance(shape, Burst):
+        every = f", every {shape.every_s:g} s" if shape.every_s else ""
+        return f"burst of {shape.size} at once{every}"
+    if isinstance(shape, Concurrency):
+        return f"closed loop, {shape.concurrency} in flight"
+    extra = f", burstiness {shape.burstiness:g}" if shape.arrival == "gamma" else ""
+    cap = f", at most {shape.max_concurrency} in flight" if shape.max_concurrency else ""
+    return f"open loop, {shape.rate:g} req/s {shape.arrival}{extra}{cap}"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _resolve_options(spec: BenchSpec, inputs: ModelInputs, url: str, notes: list[str]) -> RequestOptions:
+    missing = [name for name in spec.extra_inputs if not inputs.supports(name)]
+    if missing:
+        raise BenchError(
+            f"model {spec.model!r} has no input {', '.join(repr(n) for n in missing)} "
+            f"(Triton would silently ignore it); its inputs: {', '.join(inputs)}"
+        )
+    can_force = inputs.supports("min_tokens")
+    force = spec.force_output_length
+    if force == "auto":
+        force = spec.workload_sets_lengths and can_force
+    elif force and not can_force:
+        notes.append(
+            f"model {spec.model!r} has no min_tokens/min_length input: "
+            "output lengths are verified, not forced"
+        )
+        force = False
+    if spec.end_id is not None and not inputs.supports("end_id"):
+        raise BenchError(f"model {spec.model!r} has no end_id input")
+    counts = spec.server_token_counts
+    has_counts = inputs.supports("return_num_output_tokens") and inputs.supports("return_num_input_tokens")
+    if counts == "auto":
+        counts = has_counts
+    elif counts and not has_counts:
+        raise BenchError(
+            f"model {spec.model!r} cannot return token counts (no return_num_output_tokens input)"
+        )
+    perf = spec.perf_metrics
+    has_perf = inputs.supports("return_perf_metrics")
+    if perf == "auto":
+        perf = has_perf and _is_loopback(url)
+    elif perf and not has_perf:
+        raise BenchError(f"model {spec.model!r} has no return_perf_metrics input (TensorRT-LLM >= 0.19)")
+    return RequestOptions(
+        force_output_length=bool(force),
+        end_id=spec.end_id,
+        server_token_counts=bool(counts),
+        perf_metrics=bool(perf),
+        extra=dict(spec.extra_inputs),
+    )
+
+
+def _config(spec: BenchSpec, url: str, options: RequestOptions, extra: Mapping[str, Any]) -> dict[str, Any]:
+    shape = spec.shape
+    url = redact_url(url)
+    load: dict[str, Any] = {"kind": type(shape).__name__.lower(), **vars(shape)}
+    return {
+        "description": f"{describe_shape(shape)} · {spec.workload.description} · {spec.model} at {url}",
+        "url": url,
+        "model": spec.model,
+        "transport": spec.transport,
+        "load": load,
+        "ramp_up_s": spec.ramp_up_s,
+        "warmup": {"requests": spec.warmup.requests, "seconds": spec.warmup.seconds},
+        "stop": {"requests": spec.stop.requests, "seconds": spec.stop.seconds},
+        "workload": spec.workload.description,
+        "seed": spec.seed,
+        "request_options": {
+            "force_output_length": options.force_output_length,
+            "end_id": options.end_id,
+            "server_token_counts": options.server_token_counts,
+            "perf_metrics": options.perf_metrics,
+            "extra_inputs": dict(options.extra),
+        },
+        "slos_ms": {k: v / 1e6 for k, v in spec.slos_ns.items()},
+        "epoch_offset_ns": EPOCH_OFFSET_NS,
+        **extra,
+    }
+
+
+async def _model_inputs(client: AsyncTritonClient, url: str, model: str) -> ModelInputs:
+    try:
+        return await client.model_inputs(model)
+    except TritonError as exc:
+        raise BenchError(f"cannot read model {model!r} from {redact_url(url)}: {exc}") from exc
+
+
+async def run_bench(
+    spec: BenchSpec,
+    url: str,
+    *,
+    metrics_url: str | None = None,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Counters], None] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> BenchOutcome:
+    """Run ``spec`` against the Triton at ``url``; set ``stop`` to end early with a partial report."""
+    notes: list[str] = []
+    timeout = Timeout(read=spec.read_timeout_s)
+    async with AsyncTritonClient(
+        url,
+        model=spec.model,
+        transport=spec.transport,
+        timeout=timeout,
+        max_retries=0,
+        metrics_url=metrics_url,
+    ) as client:
+        inputs = await _model_inputs(client, url, spec.model)
+        options = _resolve_options(spec, inputs, url, notes)
+        options.build(Prompt("check", "check", 1))  # a bad --param fails here, before any load
+        scraper = None
+        if spec.scrape_metrics:
+            scraper = MetricsScraper(
+                client.metrics, url=redact_url(client.metrics_url), interval_s=spec.scrape_interval_s
+            )
+            await scraper.start()
+        sink = JsonlSink(spec.records_path) if spec.records_path else None
+        try:
+            runner = Runner(
+                client,
+                spec.workload,
+                RunConfig(spec.shape, spec.stop, spec.warmup, spec.ramp_up_s, spec.seed),
+                options,
+                tokenizer=spec.tokenizer,
+                sink=sink,
+                on_progress=on_progress,
+            )
+            result = await runner.run(stop)
+        except WorkloadError as exc:
+            raise BenchError(str(exc)) from exc
+        finally:
+            if sink is not None:
+                sink.close()
+            if scraper is not None:
+                await scraper.stop()
+    run_metrics = m.compute_metrics(result.records, spec.slos_ns)
+    report = Report(
+        config=_config(spec, url, options, extra_config or {}),
+        metrics=run_metrics,
+        client=result.client,
+        server=scraper.summary() if scraper is not None else None,
+        interrupted=result.interrupted,
+        warnings=client_warnings(run_metrics, result.client),
+        notes=notes,
+    )
+    return BenchOutcome(report=report, result=result)
