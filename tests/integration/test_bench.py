@@ -302,13 +302,12 @@ async def test_first_token_arrives_within_a_few_ms_of_the_fast_source_writing_it
 
 
 async def test_first_token_lag_against_the_cpu_engine_timestamps(orin_server: ServerHandle) -> None:
-    """The engine stamps a step's tokens before Triton's python pipeline sends them one after another, so
-    at 64 streams the lag is mostly the server's (tens of ms, measured beside a minimal reader in
-    ``benchmarks/bench_accuracy.py``). The bound says the client stamps each stream's first event as it
-    arrives, and never before the engine produced it."""
+    """The engine stamps each streamed token just before it sends it, so the lag is the ensemble's
+    postprocessing and HTTP path plus the client. On a quiet two-core machine p99 is a few ms
+    (``benchmarks/bench_accuracy.py`` prints it beside a minimal reader); the bound leaves room for a
+    shared, noisy machine while still failing a client that stamps late or buffers."""
     lags, events_per_s = await first_token_lags(orin_server.url, requests=64)
     assert events_per_s < 1500
     s = m.summarize(lags)
     assert s is not None and s.min >= -1.0
-    # a 16-token stream lasts about a second at this load: a stamp taken late would show it
-    assert s.p99 <= 150.0, s
+    assert s.p99 <= 30.0, s

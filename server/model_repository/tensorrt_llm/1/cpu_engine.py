@@ -179,6 +179,7 @@ class Sequence:
     last_token_ns: int = 0
     finished: bool = False
     started: bool = False
+    sent_first: bool = False
 
     @property
     def kv_tokens(self) -> int:
@@ -276,8 +277,13 @@ class Scheduler:
         return admitted
 
     def iteration_seconds(self, admitted: list[Sequence]) -> float:
-        """How long this iteration takes: context phase of new prompts plus one decoding step."""
-        context = sum(self.timing.context_seconds(len(s.request.prompt)) for s in admitted if s.index == 0)
+        """How long this iteration takes: context phase of new prompts plus one decoding step.
+
+        The context phase of all prompts admitted together runs as one batch, so its time is the profile's
+        context time for their total token count (the batch-1 table read as a function of tokens).
+        """
+        new_tokens = sum(len(s.request.prompt) for s in admitted if s.index == 0)
+        context = self.timing.context_seconds(new_tokens) if new_tokens else 0.0
         decoding = [s for s in self.active if s.started]
         step = 0.0
         if decoding:

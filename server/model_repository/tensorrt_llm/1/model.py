@@ -244,6 +244,13 @@ class TritonPythonModel:
             pb_utils.Tensor("output_ids", _i32([[tokens]])),
             pb_utils.Tensor("sequence_length", _i32([[len(tokens)]])),
         ]
+        if spec.streaming:
+            # The engine's timestamps mark when a token leaves the engine: just before it is sent.
+            now = time.time_ns()
+            if not seq.sent_first:
+                seq.first_token_ns = now
+                seq.sent_first = True
+            seq.last_token_ns = now
         if spec.num_sequences > 1:
             tensors.append(pb_utils.Tensor("sequence_index", _i32([[seq.index]])))
         if output.log_probs:
