@@ -13,6 +13,7 @@ rendered repository) and runs it on loopback.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -20,7 +21,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -147,6 +150,7 @@ class TritonProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_parent_death_signal(),
             )
         try:
             self._wait_ready()
@@ -232,6 +236,33 @@ class TritonProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the server when the launching process dies.
+
+    Cleanup handlers cannot run when the launcher is killed with SIGKILL (or crashes hard); this keeps
+    such a death from leaving an orphaned server behind. Linux ties the signal to the launching
+    *thread*, so it is only armed when launching from the main thread.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died before the hook was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> None:

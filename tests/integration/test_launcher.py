@@ -175,3 +175,27 @@ def test_closing_a_direct_stream_cancels_it_in_the_engine() -> None:
         answer = httpx.post(f"{server.url}/v2/models/tensorrt_llm/generate", json=queued, timeout=30).json()
         waited = (answer["first_scheduled_time_ns"] - answer["arrival_time_ns"]) / 1e9
     assert waited < 2.0
+
+
+def test_a_killed_launcher_leaves_no_server_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the launching process no chance to clean up; the parent-death signal still stops
+    the server."""
+    script = tmp_path / "launch.py"
+    script.write_text(
+        "import sys\n"
+        "from trtclient.server.launcher import EmbeddedTriton\n"
+        "server = EmbeddedTriton(profile='instant')\n"
+        "handle = server.start()\n"
+        "print(handle.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as launcher:
+        assert launcher.stdout is not None
+        server_pid = int(launcher.stdout.readline())
+        assert psutil.pid_exists(server_pid)
+        launcher.kill()
+        launcher.wait(timeout=10)
+    psutil.wait_procs([psutil.Process(server_pid)], timeout=15)
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
