@@ -1,0 +1,185 @@
+"""One keep-alive HTTP/1.1 connection streaming Triton ``generate_stream`` requests, for gevent.
+
+A Locust user holds one :class:`Connection`. The request body, the mapping of error statuses and the
+parsing of events are ``trtclient``'s (:mod:`trtclient.protocol`, :class:`~trtclient.sse.SSEDecoder`);
+failures are raised as ``trtclient`` exceptions, so :func:`trtclient.protocol.error_kind` names them.
+Only the socket work is done here, with geventhttpclient's C parser for the HTTP framing (status line,
+headers, chunked encoding).
+
+Reads never wait for more bytes than the server has sent: the body is taken line by line, each line
+as soon as the bytes that complete it are in, and stamped with ``trtclient.timing.now_ns()`` right
+then, before any JSON work. (Reading fixed-size blocks instead, as ``FastHttpSession.iter_lines``
+does with 1 KiB, holds a short event back until the block fills, which delays TTFT and bunches ITL.)
+
+No locust import: under Locust the standard ``socket`` module is gevent's; elsewhere (unit tests)
+this is plain blocking I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import select
+import socket
+import ssl
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
+
+from trtclient import errors, protocol
+from trtclient.constants import READ_CHUNK_SIZE, USER_AGENT
+from trtclient.protocol import StreamState, TextMode, Timeout
+from trtclient.records import RequestRecord
+from trtclient.schema import StreamChunk
+from trtclient.sse import SSEDecoder
+from trtclient.timing import now_ns
+
+__all__ = ["Connection"]
+
+
+class Connection:
+    """One user's keep-alive HTTP/1.1 connection: send a generate request, hand on the events.
+
+    geventhttpclient's parser handles the HTTP framing; the body is read line by line, each line
+    returned as soon as the bytes that complete it have arrived, and stamped right then.
+    """
+
+    def __init__(self, base_url: str, timeout: Timeout) -> None:
+        parts = urlsplit(base_url)
+        self.base_url = base_url.rstrip("/")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        netloc = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = f"{netloc}:{self.port}"
+        self.family = _address_family(self.host)
+        self.sock: socket.socket | None = None
+
+    def connect(self) -> None:
+        """Open the connection now rather than at the first request (failures are left for it)."""
+        if self.sock is None:
+            with contextlib.suppress(errors.TritonTransportError):
+                self._connect(self.base_url)
+
+    def close(self) -> None:
+        """Close the connection (the next request opens a new one)."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def _connect(self, url: str) -> socket.socket:
+        sock: socket.socket | None = None
+        try:
+            if self.family is None:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout.connect)
+            else:  # an address already: no resolver round trip
+                sock = socket.socket(self.family, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout.connect)
+                sock.connect((self.host, self.port))
+            if self.tls:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, TimeoutError):
+                raise errors.ConnectTimeoutError(
+                    f"connecting to {url} timed out", url=url, timeout=self.timeout.connect
+                ) from None
+            raise errors.TritonConnectionError(f"cannot connect to {url}: {exc}", url=url) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.timeout.read)
+        self.sock = sock
+        return sock
+
+    def stream(
+        self,
+        path: str,
+        body: bytes,
+        text_mode: TextMode,
+        record: RequestRecord,
+        on_chunk: Callable[[StreamChunk], None],
+    ) -> None:
+        """POST ``body`` to ``path`` and call ``on_chunk`` for each event; raise trtclient errors."""
+        url = self.base_url + path
+        head = (
+            f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"Content-Type: application/json\r\nAccept-Encoding: identity\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
+        response = self._send(url, head + body, record)
+        finished = False
+        try:
+            record.headers_ns = now_ns()
+            record.http_status = response.status_code
+            if response.status_code != 200:
+                payload = response.read()
+                raise protocol.status_error(
+                    response.status_code,
+                    protocol.error_message(payload),
+                    url=url,
+                    retry_after=protocol.parse_retry_after(_header(response, "retry-after")),
+                )
+            decoder = SSEDecoder()
+            state = StreamState(text_mode, url)
+            while True:
+                line = response.readline(b"\n")
+                arrival = now_ns()
+                if not line:
+                    line = response.read()  # an unterminated last line, if any
+                    if not line:
+                        break
+                for event in decoder.feed(line, arrival):
+                    on_chunk(state.chunk_from_event(event))
+            state.finish(decoder.finish())
+            finished = not response.should_close()
+        except TimeoutError:
+            raise errors.ReadTimeoutError(
+                f"no data from {url} within {self.timeout.read} s", url=url, timeout=self.timeout.read
+            ) from None
+        except (OSError, HTTPParseError) as exc:
+            raise errors.TritonDisconnectedError(f"connection to {url} dropped: {exc}", url=url) from None
+        finally:
+            if not finished:
+                self.close()
+
+    def _send(self, url: str, data: bytes, record: RequestRecord) -> HTTPSocketResponse:
+        """Send the request and read the response head. A kept connection the server has closed
+        while it was idle is replaced before sending; once sent, a request is never sent again."""
+        sock = self.sock
+        if sock is not None and _readable(sock):  # idle, yet readable: the server closed it
+            self.close()
+            sock = None
+        if sock is None:
+            sock = self._connect(url)
+        record.sent_ns = now_ns()
+        try:
+            sock.sendall(data)
+            return HTTPSocketResponse(sock, block_size=READ_CHUNK_SIZE, method="POST")
+        except TimeoutError:
+            self.close()
+            raise errors.ReadTimeoutError(
+                f"no response from {url} within {self.timeout.read} s", url=url, timeout=self.timeout.read
+            ) from None
+        except (OSError, HTTPParseError) as exc:
+            self.close()
+            raise errors.TritonDisconnectedError(f"connection to {url} dropped: {exc}", url=url) from None
+
+
+def _readable(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def _address_family(host: str) -> socket.AddressFamily | None:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
+def _header(response: HTTPSocketResponse, name: str) -> str | None:
+    value = response.get(name)
+    return value[0] if isinstance(value, list) else value

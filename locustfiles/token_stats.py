@@ -1,0 +1,547 @@
+"""Token-level statistics of a Locust run, kept per process and added up on the master.
+
+Locust records one response time per request, in milliseconds bucketed to two significant digits
+(whole milliseconds below 100 ms, so a 9.6 ms gap between tokens becomes 10 ms), and nothing per
+token. This module keeps the metrics of :mod:`trtclient.metrics` — TTFT, ITL, TPOT, E2E, TTFT from
+the intended start, schedule lag and the first token's lag behind the engine — as histograms of
+microseconds rounded to three significant digits (exact below 1 ms, at most 0.5 % off above), next
+to request counts, output tokens and the run's time window.
+
+Every Locust process fills a :class:`RunStats` from the requests it sends; a worker hands what it
+gathered since its last report to the master (:meth:`RunStats.take`), which adds it to its own
+(:meth:`RunStats.merge`). The wire form is plain dicts, lists and numbers (Locust sends it with
+msgpack). Histograms add bucket by bucket, so the master's counts are exactly the workers' sums.
+The tables at the end (CSV, console, HTML) are built from a :class:`RunStats` too.
+
+This module imports neither locust nor gevent, so it can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtclient import metrics as m
+from trtclient.records import RequestRecord
+
+__all__ = [
+    "HISTOGRAMS",
+    "LATENCY_COLUMNS",
+    "LATENCY_HEADERS",
+    "LOCUST_ROWS",
+    "SECTION_ID",
+    "THROUGHPUT_HEADERS",
+    "Histogram",
+    "LatencyRow",
+    "RunStats",
+    "add_to_html_report",
+    "bucket_us",
+    "csv_text",
+    "latency_table",
+    "merged",
+    "report_section",
+    "summary_lines",
+    "throughput_table",
+    "totals_line",
+    "write_csv",
+]
+
+#: The distributions kept, in report order, with what each one is (names from trtclient.metrics).
+HISTOGRAMS: dict[str, str] = {
+    "ttft": m.DEFINITIONS["ttft"],
+    "itl": m.DEFINITIONS["itl"],
+    "tpot": m.DEFINITIONS["tpot"],
+    "e2e": m.DEFINITIONS["e2e"],
+    "ttft_sched": m.DEFINITIONS["ttft_sched"],
+    "schedule_lag": m.DEFINITIONS["schedule_lag"],
+    "first_token_lag": "first content event arrival - the engine's first_token_time_ns (return_perf_metrics)",
+}
+
+#: Metrics that also get a row of their own in Locust's statistics (request type = the upper-case name).
+LOCUST_ROWS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2e")
+
+#: Columns of the latency table (CSV, HTML report, web UI), milliseconds.
+LATENCY_COLUMNS: tuple[str, ...] = ("count", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
+
+_SECONDS_FOR_CURRENT_RATE = 10
+
+
+def bucket_us(value_ns: float) -> int:
+    """The histogram key of a duration: microseconds, rounded to three significant digits."""
+    us = value_ns / 1000.0
+    if us < 0:
+        return -bucket_us(-value_ns)
+    if us < 999.5:
+        return round(us)
+    if us < 9995:  # the common decades by comparison: log10 costs more than the rest of add()
+        return round(us / 10) * 10
+    if us < 99950:
+        return round(us / 100) * 100
+    if us < 999500:
+        return round(us / 1000) * 1000
+    digits = math.floor(math.log10(us)) - 2
+    return int(round(us, -digits))
+
+
+class Histogram:
+    """Counts of durations per :func:`bucket_us` key, plus the exact count, sum, sum of squares, min
+    and max (so the mean and standard deviation are exact; percentiles carry the bucket's error)."""
+
+    __slots__ = ("buckets", "count", "max_ns", "min_ns", "sum_ns", "sum_sq")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.sum_ns = 0.0
+        self.sum_sq = 0.0
+        self.min_ns = math.inf
+        self.max_ns = -math.inf
+
+    def add(self, value_ns: float) -> None:
+        """Record one duration (nanoseconds)."""
+        key = bucket_us(value_ns)
+        self.buckets[key] = self.buckets.get(key, 0) + 1
+        self.count += 1
+        self.sum_ns += value_ns
+        self.sum_sq += value_ns * value_ns
+        if value_ns < self.min_ns:
+            self.min_ns = value_ns
+        if value_ns > self.max_ns:
+            self.max_ns = value_ns
+
+    def merge(self, other: Histogram) -> None:
+        """Add another histogram's counts to this one."""
+        for key, n in other.buckets.items():
+            self.buckets[key] = self.buckets.get(key, 0) + n
+        self.count += other.count
+        self.sum_ns += other.sum_ns
+        self.sum_sq += other.sum_sq
+        self.min_ns = min(self.min_ns, other.min_ns)
+        self.max_ns = max(self.max_ns, other.max_ns)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) in nanoseconds: the bucket holding the nearest rank,
+        clamped to the exact min and max (which ``q`` 0 and 100 return)."""
+        if not self.count:
+            raise ValueError("percentile of an empty histogram")
+        if not 0 <= q <= 100:
+            raise ValueError(f"percentile must be within 0..100, got {q}")
+        if q == 0:
+            return self.min_ns
+        rank = math.ceil(q / 100 * self.count)
+        seen = 0
+        for key in sorted(self.buckets):
+            seen += self.buckets[key]
+            if seen >= rank:
+                return min(max(key * 1000.0, self.min_ns), self.max_ns)
+        return self.max_ns
+
+    def summary(self) -> m.Summary | None:
+        """The distribution as a :class:`trtclient.metrics.Summary` (None when empty)."""
+        if not self.count:
+            return None
+        mean = self.sum_ns / self.count
+        variance = max(0.0, self.sum_sq / self.count - mean * mean)
+        p50, p90, p95, p99 = (self.percentile(q) for q in m.PERCENTILES)
+        return m.Summary(self.count, mean, math.sqrt(variance), self.min_ns, p50, p90, p95, p99, self.max_ns)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data for msgpack."""
+        return {
+            "buckets": dict(self.buckets),
+            "count": self.count,
+            "sum": self.sum_ns,
+            "sum_sq": self.sum_sq,
+            "min": self.min_ns if self.count else None,
+            "max": self.max_ns if self.count else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Histogram:
+        """Rebuild from :meth:`to_wire` output."""
+        h = cls()
+        h.buckets = {int(k): int(v) for k, v in data["buckets"].items()}
+        h.count = int(data["count"])
+        h.sum_ns = float(data["sum"])
+        h.sum_sq = float(data["sum_sq"])
+        if h.count:
+            h.min_ns = float(data["min"])
+            h.max_ns = float(data["max"])
+        return h
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One line of the latency table: a metric's summary in milliseconds."""
+
+    metric: str
+    summary: m.Summary
+
+    def cells(self) -> dict[str, float]:
+        """The columns of :data:`LATENCY_COLUMNS` (count as is, durations in ms)."""
+        ms = self.summary.scaled(1e-6)
+        return {name: float(getattr(ms, name)) for name in LATENCY_COLUMNS}
+
+
+class RunStats:
+    """What one process (or, on the master, all of them) measured; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.histograms: dict[str, Histogram] = {name: Histogram() for name in HISTOGRAMS}
+        self.ok = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.failures: dict[str, int] = {}
+        self.output_tokens = 0
+        self.output_token_sources: dict[str, int] = {}
+        self.scheduled = 0
+        """Arrivals handed to this process (open loop and bursts); closed loops leave it at 0."""
+        self.unsent = 0
+        """Arrivals still waiting for a free user when the test stopped."""
+        self.first_start_ns: int | None = None
+        """Earliest intended start, nanoseconds since the epoch."""
+        self.last_end_ns: int | None = None
+        """Latest end of a request, nanoseconds since the epoch."""
+        self.tokens_by_second: dict[int, float] = {}
+        """Output tokens by the epoch second their event arrived in (for the current rate)."""
+
+    # ------------------------------------------------------------ filling
+
+    def add_record(self, record: RequestRecord) -> None:
+        """Account for one finished request (ok, failed or cancelled)."""
+        offset = record.epoch_offset_ns
+        start = record.intended_ns + offset
+        if self.first_start_ns is None or start < self.first_start_ns:
+            self.first_start_ns = start
+        if record.end_ns is not None:
+            end = record.end_ns + offset
+            if self.last_end_ns is None or end > self.last_end_ns:
+                self.last_end_ns = end
+        lag = m.schedule_lag_ns(record)
+        if lag is not None:
+            self.histograms["schedule_lag"].add(lag)
+        if record.status == "cancelled":
+            self.cancelled += 1
+            return
+        if record.status == "failed":
+            self.failed += 1
+            kind = record.error_kind or "unknown"
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+            return
+        self.ok += 1
+        self.output_tokens += record.output_tokens or 0
+        source = record.output_tokens_source or "none"
+        self.output_token_sources[source] = self.output_token_sources.get(source, 0) + 1
+        h = self.histograms
+        for name, metric in (
+            ("ttft", m.ttft_ns),
+            ("tpot", m.tpot_ns),
+            ("e2e", m.e2e_ns),
+            ("ttft_sched", m.ttft_sched_ns),
+            ("first_token_lag", m.engine_first_token_lag_ns),
+        ):
+            value = metric(record)
+            if value is not None:
+                h[name].add(value)
+        itl = h["itl"]
+        for gap in m.itl_ns(record):
+            itl.add(gap)
+        self._add_token_seconds(record)
+
+    def _add_token_seconds(self, record: RequestRecord) -> None:
+        if not record.event_ns:
+            return
+        offset = record.epoch_offset_ns
+        first_second = (record.event_ns[0] + offset) // 1_000_000_000
+        start = first_second * 1_000_000_000 - offset
+        end = record.event_ns[-1] + 1
+        rates = m.token_rate_series([record], start, end, 1_000_000_000)
+        for i, tokens in enumerate(rates):
+            if tokens:
+                second = first_second + i
+                self.tokens_by_second[second] = self.tokens_by_second.get(second, 0.0) + tokens
+
+    # ------------------------------------------------------------ worker -> master
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data for msgpack."""
+        return {
+            "histograms": {name: h.to_wire() for name, h in self.histograms.items() if h.count},
+            "ok": self.ok,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "failures": dict(self.failures),
+            "output_tokens": self.output_tokens,
+            "output_token_sources": dict(self.output_token_sources),
+            "scheduled": self.scheduled,
+            "unsent": self.unsent,
+            "first_start_ns": self.first_start_ns,
+            "last_end_ns": self.last_end_ns,
+            "tokens_by_second": dict(self.tokens_by_second),
+        }
+
+    def take(self) -> dict[str, Any]:
+        """Everything gathered since the last call, as wire data; starts over empty."""
+        data = self.to_wire()
+        self._clear()
+        return data
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        """Add another process's :meth:`take` (or :meth:`to_wire`) data."""
+        for name, wire in data.get("histograms", {}).items():
+            if name in self.histograms:
+                self.histograms[name].merge(Histogram.from_wire(wire))
+        self.ok += int(data.get("ok", 0))
+        self.failed += int(data.get("failed", 0))
+        self.cancelled += int(data.get("cancelled", 0))
+        self.output_tokens += int(data.get("output_tokens", 0))
+        self.scheduled += int(data.get("scheduled", 0))
+        self.unsent += int(data.get("unsent", 0))
+        _add_counts(self.failures, data.get("failures", {}))
+        _add_counts(self.output_token_sources, data.get("output_token_sources", {}))
+        first, last = data.get("first_start_ns"), data.get("last_end_ns")
+        if first is not None and (self.first_start_ns is None or first < self.first_start_ns):
+            self.first_start_ns = int(first)
+        if last is not None and (self.last_end_ns is None or last > self.last_end_ns):
+            self.last_end_ns = int(last)
+        for second, tokens in data.get("tokens_by_second", {}).items():
+            key = int(second)
+            self.tokens_by_second[key] = self.tokens_by_second.get(key, 0.0) + float(tokens)
+
+    # ------------------------------------------------------------ figures
+
+    @property
+    def sent(self) -> int:
+        """Requests that ended one way or another."""
+        return self.ok + self.failed + self.cancelled
+
+    @property
+    def window_s(self) -> float:
+        """Earliest intended start to latest end, in seconds (0 before anything ended)."""
+        if self.first_start_ns is None or self.last_end_ns is None:
+            return 0.0
+        return max(0, self.last_end_ns - self.first_start_ns) / 1e9
+
+    def requests_per_s(self) -> float:
+        """Successful requests per second of the window (``trtclient.metrics`` ``requests_per_s``)."""
+        window = self.window_s
+        return self.ok / window if window else 0.0
+
+    def output_tokens_per_s(self) -> float:
+        """Output tokens of successful requests per second of the window (``output_tokens_per_s``)."""
+        window = self.window_s
+        return self.output_tokens / window if window else 0.0
+
+    def tokens_per_s_per_user(self, q: float = 50) -> float | None:
+        """Output tokens per second one user receives after the first token, 1 / TPOT, at the
+        ``q``-th percentile of users (``q=10``: the slowest tenth get at most this)."""
+        tpot = self.histograms["tpot"]
+        if not tpot.count:
+            return None
+        value = tpot.percentile(100 - q)
+        return 1e9 / value if value > 0 else None
+
+    def current_tokens_per_s(self, now_s: float) -> float:
+        """Output tokens per second over the last complete seconds before ``now_s`` (epoch seconds)."""
+        if not self.tokens_by_second:
+            return 0.0
+        last = int(now_s) - 1
+        first = max(last - _SECONDS_FOR_CURRENT_RATE + 1, min(self.tokens_by_second))
+        if first > last:
+            return 0.0
+        seconds = range(first, last + 1)
+        return sum(self.tokens_by_second.get(s, 0.0) for s in seconds) / len(seconds)
+
+    def latency_rows(self) -> list[LatencyRow]:
+        """One row per non-empty histogram, in :data:`HISTOGRAMS` order."""
+        rows = []
+        for name, h in self.histograms.items():
+            summary = h.summary()
+            if summary is not None:
+                rows.append(LatencyRow(name, summary))
+        return rows
+
+    def throughput(self, now_s: float | None = None) -> list[tuple[str, float, str]]:
+        """``(name, value, unit)`` figures of the whole run; with ``now_s`` (epoch seconds) also the
+        output tokens per second of the last ten seconds."""
+        rows: list[tuple[str, float, str]] = []
+        if now_s is not None:
+            rows.append(("output_tokens_per_s_current", self.current_tokens_per_s(now_s), "tokens/s"))
+        rows += [
+            ("requests_ok", self.ok, "requests"),
+            ("requests_failed", self.failed, "requests"),
+            ("requests_cancelled", self.cancelled, "requests"),
+            ("arrivals_scheduled", self.scheduled, "requests"),
+            ("arrivals_unsent", self.unsent, "requests"),
+            ("output_tokens", self.output_tokens, "tokens"),
+            ("window", self.window_s, "s"),
+            ("requests_per_s", self.requests_per_s(), "requests/s"),
+            ("output_tokens_per_s", self.output_tokens_per_s(), "tokens/s"),
+        ]
+        for q in (50, 10):
+            value = self.tokens_per_s_per_user(q)
+            if value is not None:
+                rows.append((f"output_tokens_per_s_per_user_p{q}", value, "tokens/s"))
+        for kind, n in sorted(self.failures.items()):
+            rows.append((f"failed_{kind}", n, "requests"))
+        for source, n in sorted(self.output_token_sources.items()):
+            rows.append((f"token_count_source_{source}", n, "requests"))
+        return rows
+
+
+def _add_counts(into: dict[str, int], more: Mapping[str, Any]) -> None:
+    for key, n in more.items():
+        into[str(key)] = into.get(str(key), 0) + int(n)
+
+
+def merged(parts: Iterable[Mapping[str, Any]]) -> RunStats:
+    """A :class:`RunStats` holding the sum of several wire dicts."""
+    total = RunStats()
+    for part in parts:
+        total.merge(part)
+    return total
+
+
+# ---------------------------------------------------------------- tables
+
+
+def totals_line(stats: RunStats) -> str:
+    """The counts in one ``key=value`` line, for logs (and the tests that read them)."""
+    parts = {
+        "ok": stats.ok,
+        "failed": stats.failed,
+        "cancelled": stats.cancelled,
+        "scheduled": stats.scheduled,
+        "unsent": stats.unsent,
+        "output_tokens": stats.output_tokens,
+        **{f"n_{name}": h.count for name, h in stats.histograms.items()},
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+def latency_table(stats: RunStats, label: str) -> list[dict[str, str]]:
+    """The latency rows as strings, milliseconds (keys: metric, name and :data:`LATENCY_COLUMNS`)."""
+    rows = []
+    for row in stats.latency_rows():
+        out = {"metric": row.metric.upper() if row.metric in LOCUST_ROWS else row.metric, "name": label}
+        out.update({k: str(int(v)) if k == "count" else _fmt(v) for k, v in row.cells().items()})
+        rows.append(out)
+    return rows
+
+
+def throughput_table(stats: RunStats, now_s: float | None = None) -> list[dict[str, str]]:
+    """The throughput figures as strings (keys: name, value, unit); see :meth:`RunStats.throughput`."""
+    return [
+        {
+            "name": name,
+            "value": str(int(value)) if unit in ("requests", "tokens") else _fmt(value),
+            "unit": unit,
+        }
+        for name, value, unit in stats.throughput(now_s)
+    ]
+
+
+LATENCY_HEADERS: dict[str, str] = {
+    "metric": "Metric",
+    "name": "Name",
+    "count": "Count",
+    "mean": "Mean",
+    "std": "Std",
+    "min": "Min",
+    "p50": "50%",
+    "p90": "90%",
+    "p95": "95%",
+    "p99": "99%",
+    "max": "Max",
+}
+THROUGHPUT_HEADERS: dict[str, str] = {"name": "Name", "value": "Value", "unit": "Unit"}
+#: The HTML id of the section added to Locust's report.
+SECTION_ID = "trtclient-token-metrics"
+
+
+def csv_text(rows: list[dict[str, str]], headers: Mapping[str, str]) -> str:
+    """Rows as CSV with a header line (the headers' values)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(headers.values())
+    for row in rows:
+        writer.writerow(row[key] for key in headers)
+    return out.getvalue()
+
+
+def write_csv(stats: RunStats, prefix: str, label: str) -> tuple[Path, Path]:
+    """Write ``PREFIX_tokens.csv`` (latency, milliseconds) and ``PREFIX_throughput.csv``."""
+    latency_path = Path(f"{prefix}_tokens.csv")
+    throughput_path = Path(f"{prefix}_throughput.csv")
+    latency_path.parent.mkdir(parents=True, exist_ok=True)
+    latency_path.write_text(csv_text(latency_table(stats, label), LATENCY_HEADERS), encoding="utf-8")
+    throughput_path.write_text(csv_text(throughput_table(stats), THROUGHPUT_HEADERS), encoding="utf-8")
+    return latency_path, throughput_path
+
+
+def summary_lines(stats: RunStats, label: str) -> list[str]:
+    """The console summary: a latency table, then the throughput in one sentence."""
+    columns = ("mean", "p50", "p90", "p99", "max")
+    header = f"{'metric':<16}{'count':>8}" + "".join(f"{c:>10}" for c in columns)
+    lines = [f"Token metrics of {label or 'the test'} (milliseconds)", header, "-" * len(header)]
+    for row in latency_table(stats, label):
+        lines.append(f"{row['metric']:<16}{row['count']:>8}" + "".join(f"{row[c]:>10}" for c in columns))
+    per_user = stats.tokens_per_s_per_user(50)
+    lines.append(
+        f"requests ok {stats.ok}, failed {stats.failed}, cancelled {stats.cancelled}; "
+        f"output tokens {stats.output_tokens}; {stats.requests_per_s():.2f} requests/s, "
+        f"{stats.output_tokens_per_s():.1f} output tokens/s"
+        + (f", {per_user:.1f} tokens/s per user (median)" if per_user is not None else "")
+    )
+    if stats.unsent:
+        lines.append(f"{stats.unsent} planned arrivals found no free user before the end (raise -u)")
+    return lines
+
+
+def _html_table(rows: list[dict[str, str]], headers: Mapping[str, str]) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for title in headers.values())
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(row.get(key, ''))}</td>" for key in headers) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def report_section(stats: RunStats, label: str) -> str:
+    """The token metrics as an HTML section (for Locust's ``--html`` report)."""
+    definitions = "".join(
+        f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>" for name, text in HISTOGRAMS.items()
+    )
+    return (
+        f'<section id="{SECTION_ID}" style="font-family:sans-serif;margin:2em;">'
+        f"<style>#{SECTION_ID} td,#{SECTION_ID} th{{padding:2px 10px;"
+        "text-align:right;border-bottom:1px solid #ccc}</style>"
+        "<h2>Token metrics (milliseconds)</h2>"
+        f"{_html_table(latency_table(stats, label), LATENCY_HEADERS)}"
+        "<h3>Throughput</h3>"
+        f"{_html_table(throughput_table(stats), THROUGHPUT_HEADERS)}"
+        f"<h3>Definitions</h3><ul>{definitions}</ul>"
+        "</section>"
+    )
+
+
+def add_to_html_report(path: Path, stats: RunStats, label: str) -> None:
+    """Insert :func:`report_section` into an HTML file, before ``</body>`` (appended without one)."""
+    text = path.read_text(encoding="utf-8")
+    section = report_section(stats, label)
+    marker = text.rfind("</body>")
+    text = text[:marker] + section + text[marker:] if marker >= 0 else text + section
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,333 @@
+"""The Locust user's connection (``locustfiles/stream_connection.py``) against scripted loopback servers.
+
+Each test starts a tiny TCP server on 127.0.0.1 that answers with exact bytes, including answers a
+real Triton rarely gives (a body cut off mid-stream, a connection closed while idle, silence), and
+checks that failures come out as trtclient's exceptions with trtclient's error kinds. The module
+imports no locust, so it runs here on plain blocking sockets; it is loaded by path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from trtclient import errors
+from trtclient.protocol import Timeout, error_kind
+from trtclient.records import RequestRecord
+from trtclient.schema import StreamChunk
+from trtclient.timing import now_ns
+
+ROOT = Path(__file__).resolve().parents[2]
+PATH = "/v2/models/ensemble/generate_stream"
+BODY = b'{"text_input":"hi","max_tokens":2,"stream":true}'
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+#: Upper bound on any wait in these tests; they never wait this long unless something is broken.
+PATIENCE_S = 10.0
+
+
+def _load() -> ModuleType:
+    path = ROOT / "locustfiles" / "stream_connection.py"
+    spec = importlib.util.spec_from_file_location("stream_connection_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sc = _load()
+
+Script = Callable[[socket.socket, int], None]
+
+
+class ScriptedServer:
+    """Accepts connections on 127.0.0.1 and runs ``script(connection, number)`` for each, in order."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = 0
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                try:
+                    self.script(conn, self.accepted)
+                except OSError:
+                    pass
+                except BaseException as exc:  # reported by close()
+                    self.errors.append(exc)
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.listener.close()
+        self.thread.join(PATIENCE_S)
+        assert not self.thread.is_alive()
+        assert not self.errors, self.errors
+
+
+@pytest.fixture()
+def serve() -> Iterator[Callable[[Script], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(script: Script) -> ScriptedServer:
+        server = ScriptedServer(script)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One HTTP request (head and Content-Length body); b"" when the client closed the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return b""
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def event(text: str) -> bytes:
+    return b'data: {"model_name":"ensemble","text_output":"%s"}\n\n' % text.encode()
+
+
+END = b"0\r\n\r\n"
+
+
+def run(url: str, timeout: Timeout | None = None) -> list[StreamChunk]:
+    """One request through a fresh connection (closed afterwards): the chunks."""
+    connection = sc.Connection(url, timeout or Timeout(connect=2.0, read=PATIENCE_S))
+    chunks: list[StreamChunk] = []
+    try:
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=now_ns()), chunks.append)
+    finally:
+        connection.close()
+    return chunks
+
+
+def test_each_event_is_handed_on_before_the_next_one_is_even_written(
+    serve: Callable[[Script], ScriptedServer],
+) -> None:
+    """The server writes the second event only after the client has the first: a reader that waited
+    for a fuller buffer (as a block-sized read does) would stall here until the read timeout."""
+    first_received = threading.Event()
+    requests: list[bytes] = []
+
+    def script(conn: socket.socket, _: int) -> None:
+        requests.append(read_request(conn))
+        conn.sendall(SSE_HEAD + chunk(event("Hel")))
+        assert first_received.wait(PATIENCE_S)
+        conn.sendall(chunk(event("lo")) + END)
+        read_request(conn)  # keep the connection until the client closes it
+
+    server = serve(script)
+    released: list[int] = []
+
+    def on_chunk(c: StreamChunk) -> None:
+        chunks.append(c)
+        if len(chunks) == 1:
+            released.append(now_ns())
+            first_received.set()
+
+    chunks: list[StreamChunk] = []
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    record = RequestRecord(index=0, intended_ns=now_ns())
+    connection.stream(PATH, BODY, "delta", record, on_chunk)
+    connection.close()
+    assert [c.text for c in chunks] == ["Hel", "lo"]
+    assert chunks[0].arrival_ns <= released[0] < chunks[1].arrival_ns
+    assert record.sent_ns is not None and record.headers_ns is not None
+    assert record.sent_ns <= record.headers_ns <= chunks[0].arrival_ns
+    assert record.http_status == 200
+    assert requests[0].startswith(b"POST /v2/models/ensemble/generate_stream HTTP/1.1\r\n")
+    assert requests[0].endswith(b"\r\n\r\n" + BODY)
+
+
+def test_events_split_anywhere_across_chunks_and_writes(serve: Callable[[Script], ScriptedServer]) -> None:
+    whole = event("a") + event("b") + event("c")
+    pieces = [whole[:7], whole[7:40], whole[40:41], whole[41:]]
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD)
+        for piece in pieces:
+            conn.sendall(chunk(piece))
+        conn.sendall(END)
+
+    chunks = run(serve(script).url)
+    assert [c.text for c in chunks] == ["a", "b", "c"]
+    assert [c.index for c in chunks] == [0, 1, 2]
+
+
+def test_keeps_the_connection_for_the_next_request(serve: Callable[[Script], ScriptedServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        while read_request(conn):
+            conn.sendall(SSE_HEAD + chunk(event("x")) + END)
+
+    server = serve(script)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    for _ in range(3):
+        got: list[StreamChunk] = []
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        assert [c.text for c in got] == ["x"]
+    connection.close()
+    assert server.accepted == 1
+
+
+def test_a_kept_connection_the_server_closed_while_idle_is_replaced(
+    serve: Callable[[Script], ScriptedServer],
+) -> None:
+    closed = threading.Event()
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD + chunk(event("x")) + END)  # keep-alive by HTTP/1.1 default...
+        conn.close()  # ...and yet gone before the next request
+        closed.set()
+
+    server = serve(script)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    for _ in range(2):
+        got: list[StreamChunk] = []
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        assert [c.text for c in got] == ["x"]
+        assert closed.wait(PATIENCE_S)
+        closed.clear()
+    connection.close()
+    assert server.accepted == 2
+
+
+def test_a_reset_after_the_request_arrived_is_a_failure_never_a_second_send(
+    serve: Callable[[Script], ScriptedServer],
+) -> None:
+    received: list[bytes] = []
+
+    def script(conn: socket.socket, _: int) -> None:
+        received.append(read_request(conn))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+
+    server = serve(script)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    connection.connect()  # as a Locust user does when it starts
+    with pytest.raises(errors.TritonDisconnectedError) as caught:
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), lambda c: None)
+    assert error_kind(caught.value) == "disconnect"
+    assert server.accepted == 1 and len(received) == 1
+
+
+def test_an_error_status_raises_with_tritons_message(serve: Callable[[Script], ScriptedServer]) -> None:
+    body = b'{"error":"in ensemble \'ensemble\', unexpected input"}'
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+
+    connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
+    record = RequestRecord(index=0, intended_ns=0)
+    with pytest.raises(errors.BadRequestError) as caught:
+        connection.stream(PATH, BODY, "delta", record, lambda c: None)
+    assert "unexpected input" in str(caught.value)
+    assert error_kind(caught.value) == "http_400"
+    assert record.http_status == 400
+
+
+def test_an_error_event_inside_a_200_stream_fails_after_the_tokens_before_it(
+    serve: Callable[[Script], ScriptedServer],
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD + chunk(event("ok") + b'data: {"error":"engine failed"}\n\n') + END)
+
+    got: list[StreamChunk] = []
+    connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
+    with pytest.raises(errors.TritonStreamError) as caught:
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+    assert [c.text for c in got] == ["ok"]
+    assert error_kind(caught.value) == "stream_error"
+    assert "engine failed" in str(caught.value)
+
+
+def test_a_200_stream_without_events_is_an_error(serve: Callable[[Script], ScriptedServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD + END)
+
+    with pytest.raises(errors.EmptyStreamError) as caught:
+        run(serve(script).url)
+    assert error_kind(caught.value) == "empty_stream"
+
+
+def test_a_body_cut_off_mid_stream_is_a_disconnect(serve: Callable[[Script], ScriptedServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD + chunk(event("a")) + b"40\r\ndata: {")  # then the server goes away
+
+    got: list[StreamChunk] = []
+    connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
+    with pytest.raises(errors.TritonDisconnectedError) as caught:
+        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+    assert [c.text for c in got] == ["a"]
+    assert error_kind(caught.value) == "disconnect"
+    assert connection.sock is None  # a half-read connection is never reused
+
+
+def test_nobody_listening_is_a_connect_failure() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with pytest.raises(errors.TritonConnectionError) as caught:
+        run(f"http://127.0.0.1:{port}")
+    assert error_kind(caught.value) == "connect"
+
+
+def test_silence_longer_than_the_read_timeout(serve: Callable[[Script], ScriptedServer]) -> None:
+    done = threading.Event()
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        done.wait(PATIENCE_S)  # never answers
+
+    server = serve(script)
+    try:
+        with pytest.raises(errors.ReadTimeoutError) as caught:
+            run(server.url, Timeout(connect=2.0, read=0.2))
+    finally:
+        done.set()
+    assert error_kind(caught.value) == "timeout_read"
