@@ -72,7 +72,7 @@ from token_stats import (
 )
 
 from trtclient import errors, metrics, protocol
-from trtclient.bench import runner as bench_runner
+from trtclient.bench.recorder import RecordBuilder
 from trtclient.bench.runner import RequestOptions
 from trtclient.bench.schedule import Burst, Rate, arrival_offsets
 from trtclient.bench.workload import FixedPrompt, Prompt
@@ -399,11 +399,6 @@ class RequestFailed(Exception):
     """How a failed request shows in Locust's failures table: its kind, then the message."""
 
 
-# The bench runner's rules for what each chunk adds to a record (content events, per-event token
-# counts, engine timestamps) and for the final token counts, shared so both tools count alike.
-_RECORDER = bench_runner.Runner.__new__(bench_runner.Runner)
-
-
 def send_one(environment: Environment, connection: Connection, index: int, intended_ns: int) -> None:
     """Send one streamed request, account for it, and fire its Locust events."""
     session = PROCESS.session(environment)
@@ -413,15 +408,13 @@ def send_one(environment: Environment, connection: Connection, index: int, inten
         prompt_id=session.prompt.id,
         requested_output_tokens=session.prompt.max_tokens,
     )
-    live = bench_runner._Live(record, session.prompt)
+    live = RecordBuilder(record, session.prompt)  # the same rules as trtclient bench
     failure: BaseException | None = None
     try:
         record.dispatched_ns = now_ns()
         body = session.body()
         record.forced_output_tokens = session.request_options.force_output_length
-        connection.stream(
-            session.path, body, session.text_mode, record, lambda c: _RECORDER._on_chunk(live, c)
-        )
+        connection.stream(session.path, body, session.text_mode, record, live.on_chunk)
         record.end_ns = now_ns()
         record.status = "ok"
     except gevent.GreenletExit:
@@ -445,7 +438,7 @@ class Finished:
 
     environment: Environment
     session: Session
-    live: bench_runner._Live
+    live: RecordBuilder
     failure: BaseException | None
 
 
@@ -480,7 +473,7 @@ class Accountant:
 def account(finished: Finished) -> None:
     """Count the tokens, add the request to the statistics and the records file, fire its Locust events."""
     record = finished.live.record
-    bench_runner._count_tokens(finished.live, None)
+    finished.live.finish(None)
     PROCESS.account(finished.environment, record)
     if record.status != "cancelled":
         _fire(finished.environment, finished.session, record, finished.failure)

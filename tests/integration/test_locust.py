@@ -397,9 +397,9 @@ def test_ttft_is_the_first_token_not_the_headers_and_within_the_benchs_bounds(
 
 
 def test_first_token_lag_against_the_cpu_engine_timestamps(tmp_path: Path, locusts: list[Locust]) -> None:
-    """The embedded Triton (orin-int4 profile) started by Locust itself; the bench's bound at the same
-    load (64 streams of 16 tokens): the engine stamps a step's tokens before Triton's python pipeline
-    sends them, so the lag is mostly the server's, and it is never negative."""
+    """The embedded Triton (orin-int4 profile) started by Locust itself, at the bench's load (64 streams of
+    16 tokens) and with the bench's bound: the engine stamps each token just before sending it, so the lag
+    is Triton's postprocessing and HTTP path plus the client, and it is never negative."""
     records = tmp_path / "records.jsonl"
     process = start(
         locusts,
@@ -429,7 +429,7 @@ def test_first_token_lag_against_the_cpu_engine_timestamps(tmp_path: Path, locus
     s = m.summarize(first_token_lags_ms(wave))
     assert s is not None and s.count == len(wave)
     assert s.min >= -1.0, s
-    assert s.p99 <= 150.0, s
+    assert s.p99 <= 30.0, s
 
 
 # ---------------------------------------------------------------- web UI and mistakes

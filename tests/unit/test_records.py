@@ -76,3 +76,14 @@ def test_read_records_names_the_bad_line(tmp_path: Path) -> None:
     path.write_text(json.dumps(sample(0).to_dict()) + "\n\n{not json}\n")
     with pytest.raises(ValueError, match=r"r.jsonl:3: not a request record"):
         list(read_records(path))
+
+
+def test_to_dict_equals_asdict_and_does_not_share_containers() -> None:
+    import dataclasses
+
+    record = RequestRecord(index=3, intended_ns=7, event_ns=[1, 2], engine_ns={"first_token_time_ns": 5})
+    data = record.to_dict()
+    assert data == dataclasses.asdict(record)
+    data["event_ns"].append(99)
+    data["engine_ns"]["x"] = 1
+    assert record.event_ns == [1, 2] and record.engine_ns == {"first_token_time_ns": 5}

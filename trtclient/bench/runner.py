@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters
+from trtclient.bench.recorder import RecordBuilder
 from trtclient.bench.report import ClientLoad
 from trtclient.bench.schedule import (
     Burst,
@@ -34,14 +35,13 @@ from trtclient.bench.schedule import (
 )
 from trtclient.bench.workload import Prompt, TokenCounter, Workload
 from trtclient.protocol import error_kind, make_request
-from trtclient.records import JsonlSink, RequestRecord, TokenSource
+from trtclient.records import JsonlSink, RequestRecord
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.timing import now_ns
 
 __all__ = ["RequestOptions", "RunConfig", "RunResult", "Runner", "StreamingClient"]
 
 #: Engine timestamps kept from the responses (TRT-LLM ``return_perf_metrics``).
-ENGINE_FIELDS = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
 #: Time between building the schedule and its first intended start.
 START_DELAY_NS = 20_000_000
 #: Longest error message kept in a record.
@@ -126,18 +126,6 @@ class RunResult:
     interrupted: bool
     started_ns: int
     ended_ns: int
-
-
-class _Live:
-    """One request in flight: its record, the text received, the server's input count."""
-
-    __slots__ = ("prompt", "record", "server_input", "texts")
-
-    def __init__(self, record: RequestRecord, prompt: Prompt) -> None:
-        self.record = record
-        self.prompt = prompt
-        self.texts: list[str] = []
-        self.server_input: int | None = None
 
 
 class Runner:
@@ -298,7 +286,7 @@ class Runner:
             requested_output_tokens=prompt.max_tokens,
             forced_output_tokens=self.options.force_output_length,
         )
-        live = _Live(record, prompt)
+        live = RecordBuilder(record, prompt)
         c = self.counters
         try:
             if self._ceiling is not None:
@@ -321,7 +309,7 @@ class Runner:
                 c.in_flight -= 1
             self._finish(live)
 
-    async def _stream(self, live: _Live, request: GenerateRequest) -> None:
+    async def _stream(self, live: RecordBuilder, request: GenerateRequest) -> None:
         record = live.record
         record.dispatched_ns = now_ns()
         self.counters.sent += 1
@@ -330,7 +318,7 @@ class Runner:
         try:
             async with stream:
                 async for chunk in stream:
-                    self._on_chunk(live, chunk)
+                    live.on_chunk(chunk)
                 record.end_ns = now_ns()
         finally:
             if record.end_ns is None:
@@ -339,27 +327,9 @@ class Runner:
             record.headers_ns = stream.headers_ns or None
             record.http_status = stream.status_code or None
 
-    def _on_chunk(self, live: _Live, chunk: StreamChunk) -> None:
-        record, data = live.record, chunk.data
-        produced = _count(data.get("num_output_tokens"))
-        if chunk.text or (produced is not None and produced > 0):
-            record.event_ns.append(chunk.arrival_ns)
-            if produced is not None:
-                record.event_tokens.append(produced)
-            live.texts.append(chunk.text)
-        else:
-            record.other_event_ns.append(chunk.arrival_ns)
-        consumed = _count(data.get("num_input_tokens"))
-        if consumed is not None:
-            live.server_input = consumed
-        for key in ENGINE_FIELDS:
-            value = _count(data.get(key))
-            if value:
-                record.engine_ns[key] = value
-
-    def _finish(self, live: _Live) -> None:
+    def _finish(self, live: RecordBuilder) -> None:
         record = live.record
-        _count_tokens(live, self.tokenizer)
+        live.finish(self.tokenizer)
         c = self.counters
         if record.status == "ok":
             c.ok += 1
@@ -377,36 +347,3 @@ class Runner:
         while True:
             self.on_progress(self.counters)
             await asyncio.sleep(self.progress_interval_s)
-
-
-def _count(value: object) -> int | None:
-    """An integer field of a response, or None when absent or not an integer."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _count_tokens(live: _Live, tokenizer: TokenCounter | None) -> None:
-    """Fill the record's token counts, best source first: server, client tokenizer, content events."""
-    record = live.record
-    counts = record.token_counts
-    counts["events_output"] = len(record.event_ns)
-    if record.event_tokens and len(record.event_tokens) == len(record.event_ns):
-        counts["server_output"] = sum(record.event_tokens)
-    if tokenizer is not None:
-        counts["tokenizer_output"] = tokenizer.count("".join(live.texts))
-    for source in ("server", "tokenizer", "events"):
-        key = f"{source}_output"
-        if key in counts:
-            record.output_tokens = counts[key]
-            record.output_tokens_source = source
-            break
-    if live.server_input is not None:
-        counts["server_input"] = live.server_input
-    if live.prompt.input_tokens is not None:
-        counts["tokenizer_input"] = live.prompt.input_tokens
-    input_sources: tuple[TokenSource, ...] = ("server", "tokenizer")
-    for source in input_sources:
-        key = f"{source}_input"
-        if key in counts:
-            record.input_tokens = counts[key]
-            record.input_tokens_source = source
-            break
