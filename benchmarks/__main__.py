@@ -11,7 +11,13 @@ import sys
 
 from benchmarks.common import Row, format_table
 
-BENCHMARKS: tuple[str, ...] = ("embedded_server",)
+BENCHMARKS: tuple[str, ...] = (
+    "embedded_server",
+    "client_cpu",
+    "bench_accuracy",
+    "bench_open_loop",
+    "locust_capacity",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,408 @@
+"""A minimal, fast loopback server shaped like Triton's generate API, for client-capacity benchmarks.
+
+Triton on two shared cores delivers a few thousand streamed events per second (``embedded-triton.md``),
+far less than a good client can take, so client-side figures need a faster source. This one is a raw
+asyncio HTTP/1.1 server (keep-alive, chunked responses) run in its own process:
+
+- ``POST /v2/models/{m}/generate_stream``: one ``data: {...}\\n\\n`` event per token, the body ends
+  after the last one (no ``[DONE]``), like Triton. Tokens per stream: ``tokens`` if set, else the
+  request's ``max_tokens``. Each event carries ``text_output``; with ``return_perf_metrics`` also the
+  engine-style ``arrival_time_ns``/``first_token_time_ns``/``last_token_time_ns`` (ns since the
+  epoch), with ``return_num_output_tokens``/``return_num_input_tokens`` the counts.
+- ``POST /v2/models/{m}/generate``: the same tokens as one JSON object.
+- ``GET /v2/models/{m}`` (newest ensemble input names), ``GET /v2/models/{m}/config``, ``GET /v2``,
+  ``GET /v2/health/ready`` and ``/live``, ``POST /v2/repository/index``.
+
+Python API: ``with SSESource(tokens=64) as source: source.url``. CLI:
+``python -m benchmarks.sse_source --port 8000 --tokens 64 --delay-ms 0 --text-bytes 5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["SSESource", "SourceConfig", "main", "start_server"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Newest TRT-LLM ensemble inputs (name, datatype, shape incl. the batch dimension).
+ENSEMBLE_INPUTS: tuple[tuple[str, str, list[int]], ...] = (
+    ("text_input", "BYTES", [-1, 1]),
+    ("decoder_text_input", "BYTES", [-1, 1]),
+    ("max_tokens", "INT32", [-1, 1]),
+    ("num_return_sequences", "INT32", [-1, 1]),
+    ("bad_words", "BYTES", [-1, -1]),
+    ("stop_words", "BYTES", [-1, -1]),
+    ("exclude_input_in_output", "BOOL", [-1, 1]),
+    ("end_id", "INT32", [-1, 1]),
+    ("pad_id", "INT32", [-1, 1]),
+    ("top_k", "INT32", [-1, 1]),
+    ("top_p", "FP32", [-1, 1]),
+    ("temperature", "FP32", [-1, 1]),
+    ("length_penalty", "FP32", [-1, 1]),
+    ("repetition_penalty", "FP32", [-1, 1]),
+    ("min_tokens", "INT32", [-1, 1]),
+    ("presence_penalty", "FP32", [-1, 1]),
+    ("frequency_penalty", "FP32", [-1, 1]),
+    ("seed", "UINT64", [-1, 1]),
+    ("return_log_probs", "BOOL", [-1, 1]),
+    ("return_context_logits", "BOOL", [-1, 1]),
+    ("return_generation_logits", "BOOL", [-1, 1]),
+    ("return_perf_metrics", "BOOL", [-1, 1]),
+    ("return_num_input_tokens", "BOOL", [-1, 1]),
+    ("return_num_output_tokens", "BOOL", [-1, 1]),
+    ("beam_width", "INT32", [-1, 1]),
+    ("stream", "BOOL", [-1, 1]),
+)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What the source sends: tokens per stream (None: the request's max_tokens), pause before each
+    token, and the length of each token's text."""
+
+    tokens: int | None = None
+    delay_s: float = 0.0
+    text_bytes: int = 5
+
+    def token_text(self) -> str:
+        """The text of one token: a space and letters, ``text_bytes`` characters long."""
+        return (" " + "w" * max(self.text_bytes - 1, 0))[: max(self.text_bytes, 1)]
+
+
+def _metadata(model: str) -> bytes:
+    return json.dumps(
+        {
+            "name": model,
+            "versions": ["1"],
+            "platform": "ensemble",
+            "inputs": [{"name": n, "datatype": d, "shape": s} for n, d, s in ENSEMBLE_INPUTS],
+            "outputs": [{"name": "text_output", "datatype": "BYTES", "shape": [-1, -1]}],
+        }
+    ).encode()
+
+
+def _reason(status: int) -> str:
+    return {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; requests are handled one after another."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.config = config
+        self.token = json.dumps(config.token_text())[1:-1]
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.writable.set()
+        if self.task is not None:
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.task is None:
+            self._next_request()
+
+    def _next_request(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        lines = head.split("\r\n")
+        try:
+            method, target, _ = lines[0].split(" ", 2)
+        except ValueError:
+            self._close()
+            return
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        keep_alive = headers.get("connection", "").lower() != "close"
+        self.task = asyncio.get_running_loop().create_task(self._handle(method, target, body, keep_alive))
+
+    async def _handle(self, method: str, target: str, body: bytes, keep_alive: bool) -> None:
+        try:
+            await self._route(method, target.split("?", 1)[0], body)
+        except asyncio.CancelledError:
+            return
+        self.task = None
+        if not keep_alive:
+            self._close()
+        elif self.buffer:
+            self._next_request()
+
+    async def _route(self, method: str, path: str, body: bytes) -> None:
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["v2", "health"] and method == "GET":
+            self._reply(200, b"")
+        elif parts == ["v2"] and method == "GET":
+            self._reply(200, b'{"name":"sse_source","version":"0","extensions":[]}')
+        elif parts == ["v2", "repository", "index"] and method == "POST":
+            self._reply(200, b"[]")
+        elif len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+            model, rest = parts[2], parts[3:]
+            if rest and rest[0] == "versions":
+                rest = rest[2:]
+            if not rest and method == "GET":
+                self._reply(200, _metadata(model))
+            elif rest == ["config"] and method == "GET":
+                config = {"name": model, "platform": "ensemble", "max_batch_size": 64, "parameters": {}}
+                self._reply(200, json.dumps(config).encode())
+            elif rest == ["ready"] and method == "GET":
+                self._reply(200, b"")
+            elif rest == ["generate_stream"] and method == "POST":
+                await self._stream(model, body)
+            elif rest == ["generate"] and method == "POST":
+                await self._generate(model, body)
+            else:
+                self._reply(404, b'{"error":"Not Found"}')
+        else:
+            self._reply(404, b'{"error":"Not Found"}')
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        if self.transport is None or self.closed:
+            return
+        head = (
+            f"HTTP/1.1 {status} {_reason(status)}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+
+    def _request_fields(self, body: bytes) -> dict[str, Any] | None:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            self._reply(400, b'{"error":"failed to parse the request JSON buffer"}')
+            return None
+        if not isinstance(request, dict) or "text_input" not in request:
+            self._reply(400, b'{"error":"missing required input(s) [\'text_input\']"}')
+            return None
+        return request
+
+    def _count(self, request: dict[str, Any]) -> int:
+        if self.config.tokens is not None:
+            return self.config.tokens
+        value = request.get("max_tokens", 16)
+        return value if isinstance(value, int) and value > 0 else 16
+
+    async def _stream(self, model: str, body: bytes) -> None:
+        request = self._request_fields(body)
+        if request is None or self.transport is None:
+            return
+        arrival = time.time_ns()
+        count = self._count(request)
+        perf = request.get("return_perf_metrics") is True
+        n_out = request.get("return_num_output_tokens") is True
+        n_in = request.get("return_num_input_tokens") is True
+        prompt_tokens = len(str(request.get("text_input", "")).split())
+        prefix = f'{{"model_name":"{model}","model_version":"1","sequence_end":false,"sequence_id":0,'
+        prefix += f'"sequence_start":false,"text_output":"{self.token}"'
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        delay = self.config.delay_s
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        first_token_ns = 0
+        write = self.transport.write
+        for index in range(count):
+            if delay > 0:
+                wait = start + (index + 1) * delay - loop.time()
+                await asyncio.sleep(max(wait, 0.0))
+            elif index:
+                await asyncio.sleep(0)
+            if not self.writable.is_set():
+                await self.writable.wait()
+            if self.closed:
+                return
+            extra = ""
+            if perf:
+                now = time.time_ns()
+                first_token_ns = first_token_ns or now
+                extra += (
+                    f',"arrival_time_ns":{arrival},"first_scheduled_time_ns":{arrival},'
+                    f'"first_token_time_ns":{first_token_ns},"last_token_time_ns":{now}'
+                )
+            if n_out:
+                extra += ',"num_output_tokens":1'
+            if n_in:
+                extra += f',"num_input_tokens":{prompt_tokens}'
+            event = f"data: {prefix}{extra}}}\n\n".encode()
+            write(b"%x\r\n%s\r\n" % (len(event), event))
+        write(b"0\r\n\r\n")
+
+    async def _generate(self, model: str, body: bytes) -> None:
+        request = self._request_fields(body)
+        if request is None:
+            return
+        count = self._count(request)
+        if self.config.delay_s > 0:
+            await asyncio.sleep(self.config.delay_s * count)
+        response = {
+            "model_name": model,
+            "model_version": "1",
+            "sequence_end": False,
+            "sequence_id": 0,
+            "sequence_start": False,
+            "text_output": self.config.token_text() * count,
+        }
+        if request.get("return_num_output_tokens") is True:
+            response["num_output_tokens"] = count
+        self._reply(200, json.dumps(response).encode())
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def start_server(config: SourceConfig, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+    """Start the source in the running event loop (for use inside a process of its own)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: _Connection(config), host, port, backlog=4096, reuse_address=True)
+
+
+async def _serve(config: SourceConfig, host: str, port: int) -> None:
+    server = await start_server(config, host, port)
+    bound = server.sockets[0].getsockname()
+    print(f"listening on http://{bound[0]}:{bound[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()
+
+
+class SSESource:
+    """The source in a subprocess: ``start()`` (or ``with``), ``url``, ``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        tokens: int | None = None,
+        delay_s: float = 0.0,
+        text_bytes: int = 5,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        self.config = SourceConfig(tokens=tokens, delay_s=delay_s, text_bytes=text_bytes)
+        self.host = host
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[str] | None = None
+        self._url = ""
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` once started."""
+        if not self._url:
+            raise RuntimeError("the source is not running; call start() first")
+        return self._url
+
+    def start(self) -> SSESource:
+        """Start the subprocess and wait until it listens."""
+        args = [sys.executable, "-m", "benchmarks.sse_source", "--host", self.host, "--port", str(self.port)]
+        args += ["--delay-ms", str(self.config.delay_s * 1000), "--text-bytes", str(self.config.text_bytes)]
+        if self.config.tokens is not None:
+            args += ["--tokens", str(self.config.tokens)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self._stdout_line()), daemon=True)
+        reader.start()
+        reader.join(self.startup_timeout)
+        if not line or not line[0].startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"the SSE source did not start within {self.startup_timeout} s")
+        self._url = line[0].split("listening on ", 1)[1].strip()
+        return self
+
+    def _stdout_line(self) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        return self.process.stdout.readline()
+
+    def stop(self) -> None:
+        """Stop the subprocess (SIGTERM, then SIGKILL after 5 s)."""
+        process, self.process = self.process, None
+        self._url = ""
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> SSESource:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.sse_source``: serve until SIGTERM or Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sse_source", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one, printed at start)")
+    parser.add_argument("--tokens", type=int, default=None, help="events per stream (default: max_tokens)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="pause before each token, ms")
+    parser.add_argument("--text-bytes", type=int, default=5, help="characters of text per token")
+    args = parser.parse_args(argv)
+    config = SourceConfig(tokens=args.tokens, delay_s=args.delay_ms / 1000.0, text_bytes=args.text_bytes)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
