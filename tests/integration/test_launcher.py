@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,11 +26,21 @@ pytestmark = pytest.mark.integration
 SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
 
 
-def leftovers() -> list[str]:
+def server_things() -> set[str]:
     """Server processes descended from this test process, and its shared-memory regions."""
-    names = [p.name() for p in psutil.Process().children(recursive=True) if p.name() in SERVER_PROCESS_NAMES]
-    regions = [p.name for p in SHM_DIR.glob(f"trtclient_{os.getpid()}_*")]
-    return names + regions
+    pids = {
+        f"{p.name()}:{p.pid}"
+        for p in psutil.Process().children(recursive=True)
+        if p.name() in SERVER_PROCESS_NAMES
+    }
+    return pids | {p.name for p in SHM_DIR.glob(f"trtclient_{os.getpid()}_*")}
+
+
+@pytest.fixture()
+def leftovers() -> Callable[[], set[str]]:
+    """What a test left running, ignoring servers that were already there (the session's own)."""
+    before = server_things()
+    return lambda: server_things() - before
 
 
 @pytest.fixture()
@@ -41,7 +51,7 @@ def taken_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_start_serves_every_model_then_stop_leaves_nothing() -> None:
+def test_start_serves_every_model_then_stop_leaves_nothing(leftovers: Callable[[], set[str]]) -> None:
     server = EmbeddedTriton(profile="instant")
     handle = server.start()
     try:
@@ -51,24 +61,24 @@ def test_start_serves_every_model_then_stop_leaves_nothing() -> None:
         assert leftovers()
     finally:
         server.stop()
-    assert leftovers() == []
+    assert leftovers() == set()
     with pytest.raises(ProcessLookupError):
         os.killpg(handle.pid, 0)
 
 
-def test_failed_start_reports_exit_code_and_log_and_leaves_nothing() -> None:
+def test_failed_start_reports_exit_code_and_log_and_leaves_nothing(leftovers: Callable[[], set[str]]) -> None:
     server = EmbeddedTriton(extra_args=["--model-control-mode=bogus"])
     with pytest.raises(ServerStartError) as caught:
         server.start()
     assert caught.value.returncode not in (None, 0)
     assert "model-control-mode" in caught.value.log_tail
-    assert leftovers() == []
+    assert leftovers() == set()
 
 
-def test_port_in_use_is_one_clear_error(taken_port: int) -> None:
+def test_port_in_use_is_one_clear_error(taken_port: int, leftovers: Callable[[], set[str]]) -> None:
     with pytest.raises(PortInUseError, match=f"port {taken_port} on 127.0.0.1 is already in use"):
         EmbeddedTriton(http_port=taken_port).start()
-    assert leftovers() == []
+    assert leftovers() == set()
 
 
 def test_unknown_profile_is_one_clear_error() -> None:
