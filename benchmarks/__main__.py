@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_accuracy",
     "bench_open_loop",
     "locust_capacity",
+    "soak",
 )
 
 

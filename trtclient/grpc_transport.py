@@ -219,8 +219,24 @@ _STATUS_BY_CODE = {
 }
 
 
-def map_rpc_error(exc: grpc.RpcError, target: str) -> errors.TritonError:
-    """Translate a failed gRPC call into the trtclient exception tree."""
+#: Details gRPC's own core gives a call whose connection broke (Triton's errors never read like this).
+_BROKEN_CONNECTION = (
+    "socket closed",
+    "stream removed",
+    "connection reset",
+    "broken pipe",
+    "internal error from core",
+    "rst_stream",
+    "goaway",
+)
+
+
+def map_rpc_error(exc: grpc.RpcError, target: str, *, in_stream: bool = False) -> errors.TritonError:
+    """Translate a failed gRPC call into the trtclient exception tree.
+
+    ``in_stream``: the failure ended a stream call already under way (the request was sent, tokens may
+    have arrived), so a connection that broke is a disconnect, not a failure to connect.
+    """
     code_obj = exc.code() if hasattr(exc, "code") else None
     code = code_obj.name if code_obj is not None else "UNKNOWN"
     details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
@@ -228,6 +244,14 @@ def map_rpc_error(exc: grpc.RpcError, target: str) -> errors.TritonError:
         return errors.TotalTimeoutError(f"gRPC call to {target} exceeded its deadline", url=target)
     if code == "UNAVAILABLE" and "restricted" in details:
         return errors.AccessDeniedError(details, status_code=403, url=target, grpc_code=code)
+    lowered = details.lower()
+    if (
+        in_stream
+        and code in ("UNAVAILABLE", "INTERNAL", "UNKNOWN")
+        and "failed to connect" not in lowered
+        and any(word in lowered for word in _BROKEN_CONNECTION)
+    ):
+        return errors.TritonDisconnectedError(f"gRPC stream from {target} dropped: {details}", url=target)
     if code == "UNAVAILABLE" and any(
         word in details.lower()
         for word in ("connect", "connection refused", "dns", "socket closed", "handshake")
@@ -399,7 +423,7 @@ class AsyncGRPCTransport(_GRPCConfig):
         try:
             await call.initial_metadata()
         except grpc.RpcError as exc:
-            raise map_rpc_error(exc, target) from exc
+            raise map_rpc_error(exc, target, in_stream=True) from exc
         if stream is not None:
             stream.headers_ns = now_ns()
             stream.status_code = 200
@@ -446,7 +470,7 @@ class _AsyncGRPCSource:
             ) from None
         except grpc.RpcError as exc:
             self.close()
-            raise map_rpc_error(exc, self.target) from exc
+            raise map_rpc_error(exc, self.target, in_stream=True) from exc
         arrival = now_ns()
         if message is grpc.aio.EOF:
             self._closed = True
@@ -578,7 +602,7 @@ class GRPCTransport(_GRPCConfig):
             try:
                 call.initial_metadata()
             except grpc.RpcError as exc:
-                raise map_rpc_error(exc, self.target) from exc
+                raise map_rpc_error(exc, self.target, in_stream=True) from exc
             stream.headers_ns = now_ns()
             stream.status_code = 200
             state = stream.state
@@ -610,7 +634,7 @@ class _GRPCSource:
             message = next(self.messages, None)
         except grpc.RpcError as exc:
             self.close()
-            raise map_rpc_error(exc, self.target) from exc
+            raise map_rpc_error(exc, self.target, in_stream=True) from exc
         arrival = now_ns()
         if message is None:
             self._closed = True

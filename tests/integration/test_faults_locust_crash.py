@@ -1,0 +1,187 @@
+"""Locust against the real embedded Triton when things break: the server killed and restarted mid-run,
+and Locust itself stopped by SIGINT or SIGTERM.
+
+Locust runs as a real process (``locust -f locustfiles/rate.py --headless``). The tests wait for
+observable progress (records in the JSONL file, the server's processes), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from trtclient.records import RequestRecord, read_records
+from trtclient.server.launcher import SHM_DIR, EmbeddedTriton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
+from server_crash import CrashAndRestart  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.locust]
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
+REQUEST_ROW = ("POST", "/v2/models/ensemble/generate_stream")
+TOTALS = re.compile(r"test totals: ok=(\d+) failed=(\d+) cancelled=(\d+)")
+SUMMARY = re.compile(r"requests ok (\d+), failed (\d+), cancelled (\d+)")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def record_lines(path: Path) -> int:
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def server_processes(parent: psutil.Process) -> list[psutil.Process]:
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            if child.name() in SERVER_PROCESS_NAMES:
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def locust(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfiles" / "rate.py"),
+            "--headless",
+            "--rate",
+            "8",
+            "--arrival",
+            "constant",
+            "-u",
+            "16",
+            "--max-tokens",
+            "8",
+            "--records",
+            str(tmp_path / "records.jsonl"),
+            "--json-file",
+            str(tmp_path / "stats"),
+            "--only-summary",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def finish(process: subprocess.Popen[str], sig: int | None = None, timeout: float = 90.0) -> str:
+    """Signal the process (if asked), wait for it, return what it printed (stdout, then output)."""
+    if sig is not None:
+        process.send_signal(sig)
+    try:
+        stdout, output = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return stdout + output
+
+
+def check_outputs_agree(records: list[RequestRecord], output: str, stats_path: Path) -> Counter[str]:
+    """One record per request, and the printed totals, the summary and Locust's statistics say the same."""
+    assert sorted(r.index for r in records) == list(range(len(records)))
+    by_status = Counter(r.status for r in records)
+    counts = (str(by_status["ok"]), str(by_status["failed"]), str(by_status["cancelled"]))
+    totals = TOTALS.search(output)
+    assert totals is not None, output[-3000:]
+    assert totals.groups() == counts
+    summary = SUMMARY.search(output)
+    assert summary is not None
+    assert summary.groups() == counts
+    stats = {(e["method"], e["name"]): e for e in json.loads(stats_path.read_text())}
+    row = stats[REQUEST_ROW]
+    assert (row["num_requests"], row["num_failures"]) == (
+        by_status["ok"] + by_status["failed"],
+        by_status["failed"],
+    )
+    assert stats[("TTFT", "ensemble")]["num_requests"] == by_status["ok"]
+    return by_status
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_locust_stopped_by_a_signal_keeps_every_record_and_stops_its_server(tmp_path: Path, sig: int) -> None:
+    process = locust(tmp_path, "-t", "120s")  # no --host: Locust starts the embedded Triton
+    parent = psutil.Process(process.pid)
+    try:
+        wait_for(lambda: record_lines(tmp_path / "records.jsonl") >= 6, "six completed requests", 90)
+        children = server_processes(parent)
+        assert {p.name() for p in children} == SERVER_PROCESS_NAMES
+    except BaseException:
+        finish(process, signal.SIGKILL)
+        raise
+    output = finish(process, sig)
+
+    assert "Traceback" not in output
+    assert alive(children) == []
+    assert list(SHM_DIR.glob(f"trtclient_{process.pid}_*")) == []
+    records = list(read_records(tmp_path / "records.jsonl"))
+    by_status = check_outputs_agree(records, output, tmp_path / "stats.json")
+    assert by_status["ok"] >= 6
+    assert by_status["failed"] == 0
+
+
+def test_locust_through_a_server_killed_and_restarted(tmp_path: Path) -> None:
+    server = EmbeddedTriton(profile="orin-int4")
+    server.start()
+    crash = CrashAndRestart(server)
+    process = locust(tmp_path, "--host", server.url, "-t", "9s")
+    try:
+        wait_for(lambda: record_lines(tmp_path / "records.jsonl") >= 10, "ten completed requests", 60)
+        crash.crash_and_restart()
+        crash.wait()
+        assert crash.error is None, crash.error
+        output = finish(process)
+    finally:
+        if process.poll() is None:
+            finish(process, signal.SIGKILL)
+        crash.stop()
+
+    assert "Traceback" not in output
+    records = list(read_records(tmp_path / "records.jsonl"))
+    by_status = check_outputs_agree(records, output, tmp_path / "stats.json")
+    kinds = Counter(r.error_kind for r in records if r.status == "failed")
+    assert set(kinds) <= {"disconnect", "connect"}
+    assert kinds["disconnect"] > 0 and kinds["connect"] > 0
+    assert all(r.status == "ok" for r in records if r.index < 5)
+    last_failure = max(r.index for r in records if r.status == "failed")
+    assert any(r.status == "ok" for r in records if r.index > last_failure)
+    assert by_status["ok"] > 10
