@@ -22,7 +22,7 @@ import ipaddress
 import select
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
@@ -45,7 +45,14 @@ class Connection:
     returned as soon as the bytes that complete it have arrived, and stamped right then.
     """
 
-    def __init__(self, base_url: str, timeout: Timeout) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: Timeout,
+        *,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+    ) -> None:
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.tls = parts.scheme == "https"
@@ -57,6 +64,11 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
+        self.extra_head = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self.verify = verify
+
+    def __repr__(self) -> str:  # header values stay out of reprs
+        return f"Connection({self.base_url!r})"
 
     def connect(self) -> None:
         """Open the connection now rather than at the first request (failures are left for it)."""
@@ -80,7 +92,7 @@ class Connection:
                 sock.settimeout(self.timeout.connect)
                 sock.connect((self.host, self.port))
             if self.tls:
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                sock = _tls_context(self.verify).wrap_socket(sock, server_hostname=self.host)
         except OSError as exc:
             if sock is not None:
                 sock.close()
@@ -106,7 +118,7 @@ class Connection:
         url = self.base_url + path
         head = (
             f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
-            f"Content-Type: application/json\r\nAccept-Encoding: identity\r\n"
+            f"Content-Type: application/json\r\nAccept-Encoding: identity\r\n{self.extra_head}"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         response = self._send(url, head + body, record)
@@ -178,6 +190,16 @@ def _address_family(host: str) -> socket.AddressFamily | None:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
         return None
+
+
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """Verification on by default; a CA bundle path, or False to skip it."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
 def _header(response: HTTPSocketResponse, name: str) -> str | None:

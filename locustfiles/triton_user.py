@@ -166,6 +166,29 @@ def _param(text: str) -> list[Any]:
     return [name.strip(), value]
 
 
+def _header(text: str) -> tuple[str, str]:
+    """argparse type: ``NAME:VALUE``; errors show the name only, never the value."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c.isspace() for c in name):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:VALUE, got a header named {name if sep else '(no :)'!r}"
+        )
+    if any(c in value for c in "\r\n"):
+        raise argparse.ArgumentTypeError(f"the value of header {name!r} contains a line break")
+    return name, value
+
+
+def headers_of(options: argparse.Namespace) -> dict[str, str]:
+    """The ``--header`` options as a mapping."""
+    return dict(getattr(options, "header", None) or [])
+
+
+def verify_of(options: argparse.Namespace) -> bool | str:
+    """TLS verification: a CA bundle from ``--cacert``, else the system's CAs."""
+    return str(options.cacert) if getattr(options, "cacert", "") else True
+
+
 def _number(text: str, kind: Callable[[str], float]) -> float:
     try:
         return kind(text)
@@ -211,6 +234,22 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         metavar="NAME=VALUE",
         help="extra model input, VALUE parsed as JSON when it can be (repeatable)",
         include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="HTTP header sent with every request, e.g. an API key (repeatable; values are never shown)",
+        include_in_web_ui=False,  # not editable in the web UI's start form, and never displayed there
+    )
+    parser.add_argument(
+        "--cacert",
+        default="",
+        metavar="FILE",
+        help="CA bundle to verify an https server with (default: the system's CAs)",
+        include_in_web_ui=False,
     )
     parser.add_argument(
         "--request-timeout",
@@ -308,7 +347,13 @@ class TritonUser(User):
         return cls.default_users
 
     def on_start(self) -> None:
-        self.connection = Connection(self.environment.host or "", PROCESS.timeout(self.environment))
+        options = self.environment.parsed_options
+        self.connection = Connection(
+            self.environment.host or "",
+            PROCESS.timeout(self.environment),
+            headers=headers_of(options),
+            verify=verify_of(options),
+        )
         self.connection.connect()
 
     def on_stop(self) -> None:
@@ -369,7 +414,14 @@ class Session:
     def _build(self) -> bytes:
         options = self.options
         timeout = Timeout(connect=10.0, read=options.request_timeout)
-        with TritonClient(self.host, model=self.model, timeout=timeout, max_retries=0) as client:
+        with TritonClient(
+            self.host,
+            model=self.model,
+            timeout=timeout,
+            max_retries=0,
+            headers=headers_of(options),
+            verify=verify_of(options),
+        ) as client:
             inputs = client.model_inputs(self.model)
         extra: dict[str, Any] = {}
         for name, value in (*TUTORIAL_WORDS.items(), ("pad_id", options.pad_id)):

@@ -63,6 +63,10 @@ class BenchSpec:
     records_path: Path | None = None
     scrape_metrics: bool = True
     scrape_interval_s: float = 0.5
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """Sent with every request (e.g. an API key); only their names reach reports."""
+    verify: bool | str = True
+    """TLS verification for https: True (system CAs), False, or a CA bundle path."""
 
 
 @dataclass
@@ -141,6 +145,8 @@ def _config(spec: BenchSpec, url: str, options: RequestOptions, extra: Mapping[s
         "url": url,
         "model": spec.model,
         "transport": spec.transport,
+        "header_names": sorted(spec.headers),
+        "tls_verify": spec.verify if isinstance(spec.verify, bool) else f"CA bundle {spec.verify}",
         "load": load,
         "ramp_up_s": spec.ramp_up_s,
         "warmup": {"requests": spec.warmup.requests, "seconds": spec.warmup.seconds},
@@ -186,6 +192,8 @@ async def run_bench(
         timeout=timeout,
         max_retries=0,
         metrics_url=metrics_url,
+        headers=spec.headers,
+        verify=spec.verify,
     ) as client:
         inputs = await _model_inputs(client, url, spec.model)
         options = _resolve_options(spec, inputs, url, notes)

@@ -55,6 +55,19 @@ def register(subparsers: Any) -> None:
         "--max-batch-size", type=int, default=64, help="embedded server batch size (default: 64)"
     )
     server.add_argument("--timeout", type=float, default=300.0, help="read timeout in seconds (default: 300)")
+    server.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="HTTP header sent with every request, e.g. an API key (repeatable; values never reach reports)",
+    )
+    server.add_argument(
+        "--cacert", type=Path, metavar="FILE", help="CA bundle to verify an https server with"
+    )
+    server.add_argument(
+        "--insecure", action="store_true", help="do not verify the https server's certificate"
+    )
 
     load = p.add_argument_group("load shape (one of; default: --burst 20)")
     shape = load.add_mutually_exclusive_group()
@@ -300,7 +313,32 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         transport=args.transport,
         records_path=args.records,
         scrape_metrics=not args.no_server_metrics,
+        headers=parse_headers(args.header),
+        verify=_verify(args),
     )
+
+
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """``NAME:VALUE`` strings to a header mapping; the error names the header, never its value."""
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        name = name.strip()
+        if not sep or not name or any(c.isspace() for c in name):
+            shown = name if sep else "(no ':')"
+            raise UsageError(f"--header takes NAME:VALUE; got a header named {shown!r}")
+        headers[name] = value.strip()
+    return headers
+
+
+def _verify(args: argparse.Namespace) -> bool | str:
+    if args.insecure and args.cacert:
+        raise UsageError("--insecure and --cacert contradict each other; pick one")
+    if args.cacert is not None:
+        if not args.cacert.is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        return str(args.cacert)
+    return not args.insecure
 
 
 def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
