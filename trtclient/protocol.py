@@ -89,6 +89,7 @@ ERROR_KINDS: dict[str, str] = {
     "timeout_connect": "connecting took longer than the connect timeout",
     "timeout_read": "no byte arrived within the read timeout",
     "timeout_total": "the whole request took longer than the total timeout",
+    "queue_full": "Triton's queue was full ('Exceeds maximum queue size': 503 directly, 400 via an ensemble)",
     "http_<status>": "the server answered with this error status (http_400, http_404, http_500, http_503...)",
     "grpc_<code>": "the gRPC call failed with this status (grpc_invalid_argument, grpc_unavailable...)",
     "stream_error": "an error event arrived inside a 200 stream",
@@ -676,9 +677,16 @@ class StreamState:
 # --- failure kinds and retries ------------------------------------------------------------------
 
 
+QUEUE_FULL_MESSAGE = "Exceeds maximum queue size"
+"""Triton's words for a full scheduler queue: 503 from a model called directly, but 400 (in an SSE body)
+through an ensemble, so the status alone does not say it."""
+
+
 def error_kind(exc: BaseException) -> str:
     """A short, stable name of a failure's kind, for load-test records (see ERROR_KINDS)."""
     if isinstance(exc, errors.TritonStatusError):
+        if QUEUE_FULL_MESSAGE in exc.message:
+            return "queue_full"
         if exc.grpc_code:
             return f"grpc_{exc.grpc_code.lower()}"
         return f"http_{exc.status_code}"

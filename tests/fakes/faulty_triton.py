@@ -64,10 +64,10 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("empty_200", "200 `text/event-stream` with no event at all", "empty_stream"),
         Fault(
-            "error_400_sse", '400 `text/event-stream`, body `data: {"error": "... queue size"}`', "http_400"
+            "error_400_sse", '400 `text/event-stream`, body `data: {"error": "... queue size"}`', "queue_full"
         ),
         Fault("error_500_json", '500 JSON `{"error": "Unable to parse \'data\' ..."}`', "http_500"),
-        Fault("error_503", '503 JSON `{"error": "Exceeds maximum queue size"}`', "http_503"),
+        Fault("error_503", '503 JSON `{"error": "Exceeds maximum queue size"}`', "queue_full"),
         Fault("bad_gateway_html", "502 with a proxy's HTML page", "http_502"),
         Fault("reset_before_headers", "reads the request, then resets the connection (RST)", "disconnect"),
         Fault("reset_mid_stream", "two tokens, then resets the connection (RST)", "disconnect"),

@@ -146,11 +146,11 @@ async def test_real_queue_full_is_a_failure_with_tritons_words(small_queue: Serv
     assert len(ok) + len(failed) == burst
     assert ok and failed
     for r in failed:
-        assert (r.error_kind, r.http_status) == ("http_400", 400)
+        assert (r.error_kind, r.http_status) == ("queue_full", 400)
         assert r.error_message is not None and "Exceeds maximum queue size" in r.error_message
         assert r.event_ns == []
     metrics = outcome.report.metrics
-    assert metrics.failures == {"http_400": len(failed)}
+    assert metrics.failures == {"queue_full": len(failed)}
     assert metrics.ttft is not None and metrics.ttft.count == len(ok)
 
 
