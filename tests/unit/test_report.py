@@ -179,3 +179,11 @@ def test_metrics_summary_differences_counters_and_summarises_gauges() -> None:
     assert format_server({"error": "connection refused"}) == [
         "server /metrics: not available (connection refused)"
     ]
+
+
+def test_no_cpu_warning_for_a_run_of_milliseconds() -> None:
+    metrics = m.compute_metrics([rec(0, sent=0, intended=0, events=[50 * MS], end=10**12)])
+    busy_but_brief = ClientLoad(cpu_s=0.009, wall_s=0.01)
+    assert busy_but_brief.cores >= 0.85
+    assert client_warnings(metrics, busy_but_brief) == []
+    assert client_warnings(metrics, ClientLoad(cpu_s=0.9, wall_s=1.0)) != []

@@ -35,6 +35,8 @@ MS = 1e-6
 
 #: Client CPU (in cores) from which the client may be what limits the run.
 CPU_WARN_CORES = 0.85
+#: Runs shorter than this (seconds) get no CPU warning.
+CPU_WARN_MIN_WALL_S = 1.0
 #: Schedule lag p99 (ms) from which sends were noticeably late, when it is also at least this share of
 #: the median TTFT (a 10 ms late send matters for a 50 ms TTFT, hardly for a 2 s one).
 LAG_WARN_MS = 10.0
@@ -85,7 +87,8 @@ class Report:
 def client_warnings(metrics: RunMetrics, client: ClientLoad) -> list[str]:
     """Warnings when the client, not the server, may be what the run measured."""
     out = []
-    if client.cores >= CPU_WARN_CORES:
+    # A run of a few milliseconds is mostly start-up work: its CPU share says nothing about the load.
+    if client.cores >= CPU_WARN_CORES and client.wall_s >= CPU_WARN_MIN_WALL_S:
         out.append(
             f"the client used {client.cores:.2f} CPU cores: it may be the bottleneck "
             "(fewer streams per process, or several processes via Locust)"
