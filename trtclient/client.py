@@ -3,7 +3,8 @@
 HTTP goes through aiohttp with one shared connection pool sized for thousands of concurrent streams;
 streamed bodies are read as they arrive, stamped, and decoded by the I/O-free :mod:`trtclient.sse`
 and :mod:`trtclient.protocol`. ``transport="grpc"`` sends the same requests over Triton's gRPC
-stream instead (:mod:`trtclient.grpc_transport`).
+stream instead (:mod:`trtclient.grpc_transport`). Options, validation and stream bookkeeping are the
+I/O-free :mod:`trtclient._base`, shared with the blocking client.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
-import random
-import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace, TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from trtclient import errors, protocol
-from trtclient.constants import DEFAULT_CONNECTIONS, DEFAULT_MODEL, USER_AGENT
+from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
+from trtclient.constants import USER_AGENT
 from trtclient.prometheus import Sample, parse_metrics
-from trtclient.protocol import DEFAULT_TIMEOUT, ModelInputs, RetryPolicy, StreamState, TextMode, Timeout
+from trtclient.protocol import ModelInputs, StreamState, TextMode
 from trtclient.schema import (
     GenerateRequest,
     GenerateResponse,
@@ -38,19 +37,14 @@ from trtclient.timing import now_ns
 
 __all__ = ["AsyncGenerateStream", "AsyncTritonClient"]
 
-logger = logging.getLogger("trtclient")
-
-Transport = Literal["http", "grpc"]
+T = TypeVar("T")
 
 
-class AsyncChunkSource(Protocol):
+class AsyncChunkSource(Closable, Protocol):
     """One open streamed response, as a transport delivers it."""
 
     async def read(self) -> list[StreamChunk] | None:
         """The chunks completed by the next read; ``None`` at the end of the stream."""
-
-    def close(self) -> None:
-        """Drop the connection or cancel the call (safe to call twice)."""
 
 
 class AsyncTransport(Protocol):
@@ -73,7 +67,7 @@ class AsyncTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class AsyncTritonClient:
+class AsyncTritonClient(BaseClient):
     """Async client of one Triton server (HTTP by default, or gRPC), usable as an async context manager.
 
     ``url``: ``http(s)://host:port`` (gRPC: ``host:port``); ``model``: default model of generate calls;
@@ -87,58 +81,11 @@ class AsyncTritonClient:
     One client belongs to one event loop.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        model: str = DEFAULT_MODEL,
-        transport: Transport = "http",
-        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
-        headers: Mapping[str, str] | None = None,
-        verify: bool | str | ssl.SSLContext = True,
-        cert: str | tuple[str, str] | None = None,
-        max_retries: int | RetryPolicy = 0,
-        connections: int = DEFAULT_CONNECTIONS,
-        metrics_url: str | None = None,
-        check_inputs: bool = True,
-        text_mode: TextMode | None = None,
-    ) -> None:
-        if transport not in ("http", "grpc"):
-            raise errors.RequestValidationError(f"transport must be 'http' or 'grpc', not {transport!r}")
-        if text_mode not in (None, "delta", "cumulative"):
-            raise errors.RequestValidationError(
-                f"text_mode must be 'delta' or 'cumulative', not {text_mode!r}"
-            )
-        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
-            raise errors.RequestValidationError(f"connections must be an int >= 1, not {connections!r}")
-        protocol.model_path(model)
-        url, moved = protocol.move_credentials(url, protocol.check_headers(headers))
-        self.url = protocol.normalize_url(url, transport=transport)
-        self.model = model
-        self.transport: Transport = transport
-        self.timeout = Timeout.of(timeout)
-        self.retry = (
-            max_retries if isinstance(max_retries, RetryPolicy) else RetryPolicy(max_retries=max_retries)
-        )
-        self.metrics_url = metrics_url or protocol.metrics_url_for(self.url)
-        self.check_inputs = check_inputs
-        self.text_mode = text_mode
-        self._headers = moved
-        self._verify = verify
-        self._cert = cert
-        self._connections = connections
-        self._inputs: dict[str, ModelInputs] = {}
+    def _init_io(self) -> None:
+        # The transport is built from the first awaited call, inside the loop that uses it.
         self._locks: dict[str, asyncio.Lock] = {}
-        self._closed = False
         self._transport_impl: AsyncTransport | None = None
         self._metrics_session: aiohttp.ClientSession | None = None
-
-    def __repr__(self) -> str:
-        names = sorted(self._headers)
-        return (
-            f"AsyncTritonClient(url={protocol.redact_url(self.url)!r}, model={self.model!r}, "
-            f"transport={self.transport!r}, headers={names})"
-        )
 
     async def __aenter__(self) -> AsyncTritonClient:
         self._impl()
@@ -163,23 +110,14 @@ class AsyncTritonClient:
         impl = self._transport_impl
         if impl is not None:
             return impl
-        if self._closed:
-            raise RuntimeError("this AsyncTritonClient is closed; create a new one")
+        self._check_open()
+        endpoint = self._endpoint()
         if self.transport == "grpc":
             from trtclient.grpc_transport import AsyncGRPCTransport
 
-            impl = AsyncGRPCTransport(
-                self.url, timeout=self.timeout, headers=self._headers, verify=self._verify, cert=self._cert
-            )
+            impl = AsyncGRPCTransport.for_endpoint(endpoint)
         else:
-            impl = _AsyncHTTPTransport(
-                self.url,
-                timeout=self.timeout,
-                headers=self._headers,
-                verify=self._verify,
-                cert=self._cert,
-                connections=self._connections,
-            )
+            impl = _AsyncHTTPTransport(endpoint, connections=self._connections)
         self._transport_impl = impl
         return impl
 
@@ -196,17 +134,13 @@ class AsyncTritonClient:
         """
         request = protocol.make_request(prompt, inputs)
         name = model or self.model
-        attempt = 0
-        while True:
-            try:
-                model_inputs = await self._inputs_for(name)
-                body = protocol.build_body(request, model_inputs)
-                return await self._impl().generate(name, body, model_inputs)
-            except errors.TritonError as exc:
-                if attempt >= self.retry.max_retries or not protocol.should_retry(exc):
-                    raise
-                await self._backoff(attempt, exc)
-                attempt += 1
+
+        async def send(attempt: int) -> GenerateResponse:
+            model_inputs = await self._inputs_for(name)
+            body = protocol.build_body(request, model_inputs)
+            return await self._impl().generate(name, body, model_inputs)
+
+        return await self._retrying(send)
 
     def generate_stream(
         self, prompt: str | GenerateRequest, *, model: str | None = None, **inputs: Any
@@ -239,14 +173,23 @@ class AsyncTritonClient:
                 impl = self._impl()
                 metadata = await impl.model_metadata(name, None)
                 mode = self.text_mode or await self._detect_text_mode(impl, name)
-                cached = ModelInputs.from_metadata(metadata, mode)
-                self._inputs[name] = cached
+                cached = self._inputs[name] = ModelInputs.from_metadata(metadata, mode)
         return cached
 
+    async def _retrying(self, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """``attempt(0)``, then ``attempt(1)``... after a pause, while it fails in a way that is retried."""
+        number = 0
+        while True:
+            try:
+                return await attempt(number)
+            except errors.TritonError as exc:
+                if not self._may_retry(number, exc):
+                    raise
+                await asyncio.sleep(self._retry_delay(number, exc))
+                number += 1
+
     async def _inputs_for(self, model: str) -> ModelInputs | None:
-        if self.check_inputs or self.transport == "grpc":
-            return await self.model_inputs(model)
-        return None
+        return await self.model_inputs(model) if self._reads_inputs else None
 
     async def _detect_text_mode(self, impl: AsyncTransport, model: str) -> TextMode:
         try:
@@ -254,14 +197,6 @@ class AsyncTritonClient:
         except errors.TritonStatusError:
             return "delta"
         return protocol.text_mode_from_config(config)
-
-    async def _backoff(self, attempt: int, exc: BaseException) -> None:
-        retry_after = exc.retry_after if isinstance(exc, errors.TritonStatusError) else None
-        delay = protocol.retry_delay(attempt, self.retry, rand=random.random(), retry_after=retry_after)
-        logger.info(
-            "retrying in %.2f s after %s (retry %d of %d)", delay, exc, attempt + 1, self.retry.max_retries
-        )
-        await asyncio.sleep(delay)
 
     # --- the rest of the HTTP API -----------------------------------------------------------------
 
@@ -275,7 +210,7 @@ class AsyncTritonClient:
 
     async def is_model_ready(self, model: str | None = None, version: str | int | None = None) -> bool:
         """``GET /v2/models/{model}/ready``: False for an unknown or unready model."""
-        return await self._impl().model_ready(model or self.model, _version(version))
+        return await self._impl().model_ready(model or self.model, protocol.version_param(version))
 
     async def server_metadata(self) -> ServerMetadata:
         """``GET /v2``: name, version, extensions."""
@@ -285,14 +220,14 @@ class AsyncTritonClient:
         self, model: str | None = None, version: str | int | None = None
     ) -> ModelMetadata:
         """``GET /v2/models/{model}``: platform, versions, inputs and outputs."""
-        data = await self._impl().model_metadata(model or self.model, _version(version))
+        data = await self._impl().model_metadata(model or self.model, protocol.version_param(version))
         return ModelMetadata.model_validate(data)
 
     async def model_config(
         self, model: str | None = None, version: str | int | None = None
     ) -> dict[str, Any]:
         """``GET /v2/models/{model}/config``: the model configuration as JSON."""
-        return await self._impl().model_config(model or self.model, _version(version))
+        return await self._impl().model_config(model or self.model, protocol.version_param(version))
 
     async def repository_index(self, *, ready: bool = False) -> list[RepositoryModel]:
         """``POST /v2/repository/index``: every model in the repository with its state."""
@@ -303,24 +238,21 @@ class AsyncTritonClient:
     ) -> list[ModelStats]:
         """``GET /v2/models/{model}/stats``; ``model=""`` gives every model's statistics."""
         name = self.model if model is None else model
-        data = await self._impl().model_statistics(name, _version(version))
+        data = await self._impl().model_statistics(name, protocol.version_param(version))
         return [ModelStats.model_validate(item) for item in data.get("model_stats") or []]
 
     async def metrics(self) -> list[Sample]:
         """``GET /metrics`` (Prometheus text, port 8002 by default) parsed into samples."""
-        if self._closed:
-            raise RuntimeError("this AsyncTritonClient is closed; create a new one")
+        self._check_open()
         session = self._metrics_session
         if session is None:
-            session = self._metrics_session = _make_session(
-                self.timeout, self._headers, self._verify, self._cert, connections=4
-            )
+            session = self._metrics_session = _make_session(self._endpoint(), connections=4)
         url = self.metrics_url
         try:
             async with session.get(url) as response:
                 body = await response.read()
                 if response.status != 200:
-                    raise protocol.status_error(response.status, protocol.error_message(body), url=url)
+                    raise protocol.response_error(response.status, body, url=url)
         except aiohttp.ClientError as exc:
             raise _map_error(exc, url, sent=False) from exc
         except TimeoutError as exc:
@@ -328,11 +260,7 @@ class AsyncTritonClient:
         return parse_metrics(body.decode("utf-8", "replace"))
 
 
-def _version(version: str | int | None) -> str | None:
-    return None if version is None or version == "" else str(version)
-
-
-class AsyncGenerateStream:
+class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
     """A streamed response: an async iterator of :class:`StreamChunk` and an async context manager.
 
     Filled as it progresses: ``start_ns`` (call began, before the pool), ``sent_ns`` (request
@@ -342,45 +270,9 @@ class AsyncGenerateStream:
     """
 
     def __init__(self, client: AsyncTritonClient, request: GenerateRequest, model: str) -> None:
-        self.request = request
-        self.model = model
-        self.start_ns = 0
-        self.sent_ns = 0
-        self.headers_ns = 0
-        self.status_code = 0
-        self.response_headers: dict[str, str] = {}
-        self.attempts = 0
-        self.url = ""
-        self.state = StreamState()
+        super().__init__(request, model)
         self._client = client
-        self._source: AsyncChunkSource | None = None
         self._ready: collections.deque[StreamChunk] = collections.deque()
-        self._done = False
-
-    @property
-    def events(self) -> int:
-        """Chunks received so far."""
-        return self.state.count
-
-    @property
-    def text(self) -> str:
-        """The full text of sequence 0 so far."""
-        return self.state.text(0)
-
-    @property
-    def first_arrival_ns(self) -> int:
-        """``now_ns()`` when the first event's first byte arrived (0 before it did)."""
-        return self.state.first_arrival_ns
-
-    @property
-    def last_arrival_ns(self) -> int:
-        """``now_ns()`` when the latest event's first byte arrived."""
-        return self.state.last_arrival_ns
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream ended or was closed."""
-        return self._done
 
     def __aiter__(self) -> AsyncGenerateStream:
         return self
@@ -397,18 +289,7 @@ class AsyncGenerateStream:
 
     async def aclose(self) -> None:
         """Stop receiving and close the connection (cancels the request on the server)."""
-        self._done = True
-        source, self._source = self._source, None
-        if source is not None:
-            source.close()
-
-    def __del__(self) -> None:
-        # A consumer that breaks out of ``async for`` drops its last reference here: close the
-        # connection so the server stops generating. The loop may already be gone at exit.
-        source = self._source
-        if source is not None:
-            with contextlib.suppress(Exception):
-                source.close()
+        self._stop()
 
     async def __anext__(self) -> StreamChunk:
         ready = self._ready
@@ -418,9 +299,7 @@ class AsyncGenerateStream:
         if source is None:
             if self._done:
                 raise StopAsyncIteration
-            await self._open()
-            source = self._source
-            assert source is not None
+            source = await self._open()
         while True:
             try:
                 chunks = await source.read()
@@ -435,50 +314,40 @@ class AsyncGenerateStream:
                     ready.extend(chunks[1:])
                 return chunks[0]
 
-    async def _open(self) -> None:
-        client = self._client
+    async def _open(self) -> AsyncChunkSource:
         self.start_ns = now_ns()
-        attempt = 0
-        while True:
-            self.attempts = attempt + 1
-            try:
-                impl = client._impl()
-                inputs = await client._inputs_for(self.model)
-                mode = inputs.text_mode if inputs is not None else (client.text_mode or "delta")
-                body = protocol.build_body(self.request, inputs, stream=True)
-                self.state = StreamState(mode)
-                self._source = await impl.open_stream(self.model, body, inputs, self)
-                self.state.url = self.url
-                return
-            except errors.TritonError as exc:
-                if attempt >= client.retry.max_retries or not protocol.should_retry(exc):
-                    self._done = True
-                    raise
-                await client._backoff(attempt, exc)
-                attempt += 1
-            except BaseException:
-                self._done = True
-                raise
+        try:
+            source = self._source = await self._client._retrying(self._send)
+        except BaseException:
+            self._done = True
+            raise
+        return source
+
+    async def _send(self, attempt: int) -> AsyncChunkSource:
+        self.attempts = attempt + 1
+        client = self._client
+        impl = client._impl()
+        inputs = await client._inputs_for(self.model)
+        body = self._next_body(inputs, client.text_mode)
+        source = await impl.open_stream(self.model, body, inputs, self)
+        self.state.url = self.url
+        return source
 
 
 # --- HTTP over aiohttp ----------------------------------------------------------------------------
 
 
 def _make_session(
-    timeout: Timeout,
-    headers: Mapping[str, str],
-    verify: bool | str | ssl.SSLContext,
-    cert: str | tuple[str, str] | None,
-    *,
-    connections: int,
-    trace: aiohttp.TraceConfig | None = None,
+    endpoint: Endpoint, *, connections: int, trace: aiohttp.TraceConfig | None = None
 ) -> aiohttp.ClientSession:
-    context = protocol.make_ssl_context(verify, cert) if (verify is not True or cert is not None) else True
-    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0, ssl=context)
+    connector = aiohttp.TCPConnector(
+        limit=connections, limit_per_host=0, ssl=protocol.ssl_option(endpoint.verify, endpoint.cert)
+    )
+    timeout = endpoint.timeout
     client_timeout = aiohttp.ClientTimeout(
         total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
     )
-    base_headers = {"User-Agent": USER_AGENT, **headers}
+    base_headers = {"User-Agent": USER_AGENT, **endpoint.headers}
     return aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout,
@@ -514,7 +383,7 @@ def _map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonErro
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return errors.ConnectTimeoutError(f"connecting to {shown} timed out", url=shown)
     if isinstance(exc, aiohttp.ServerTimeoutError):
-        return errors.ReadTimeoutError(f"no data from {shown} within the read timeout", url=shown)
+        return _read_timeout(url)
     if isinstance(exc, TimeoutError):
         return errors.TotalTimeoutError(f"request to {shown} exceeded the total timeout", url=shown)
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -530,30 +399,24 @@ def _map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonErro
     return errors.TritonTransportError(f"request to {shown} failed: {exc!r}", url=shown)
 
 
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+def _read_timeout(url: str) -> errors.ReadTimeoutError:
+    shown = protocol.redact_url(url)
+    return errors.ReadTimeoutError(f"no data from {shown} within the read timeout", url=shown)
 
 
 class _AsyncHTTPTransport:
     """Triton's HTTP/REST API over one aiohttp session."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: Timeout,
-        headers: Mapping[str, str],
-        verify: bool | str | ssl.SSLContext,
-        cert: str | tuple[str, str] | None,
-        connections: int,
-    ) -> None:
-        self.url = url
+    def __init__(self, endpoint: Endpoint, *, connections: int) -> None:
+        self.url = endpoint.url
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(_on_headers_sent)
         trace.freeze()
         # aiohttp binds a session to the running loop: the client builds its transport lazily, from
         # its first awaited call, so the session is always created inside the loop that uses it.
-        self.session = _make_session(timeout, headers, verify, cert, connections=connections, trace=trace)
-        self.watchdog = _ReadWatchdog(timeout.read) if timeout.read is not None else None
+        self.session = _make_session(endpoint, connections=connections, trace=trace)
+        read = endpoint.timeout.read
+        self.watchdog = _ReadWatchdog(read) if read is not None else None
 
     async def aclose(self) -> None:
         if self.watchdog is not None:
@@ -565,18 +428,23 @@ class _AsyncHTTPTransport:
     ) -> tuple[int, bytes]:
         url = self.url + path
         try:
-            async with self.session.request(method, url, data=body, headers=_JSON_HEADERS) as response:
+            async with self.session.request(
+                method, url, data=body, headers=protocol.JSON_HEADERS
+            ) as response:
                 payload = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=True) from exc
         if status not in ok:
-            raise protocol.status_error(status, protocol.error_message(payload), url=url)
+            raise protocol.response_error(status, payload, url=url)
         return status, payload
 
     async def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
         _, payload = await self._request(method, path, body)
         return protocol.parse_json(payload, url=self.url + path)
+
+    async def _object(self, path: str) -> dict[str, Any]:
+        return protocol.json_object(await self._json("GET", path), url=self.url)
 
     async def _probe(self, path: str) -> bool:
         status, _ = await self._request("GET", path, ok=(200, 400, 404, 503))
@@ -592,23 +460,20 @@ class _AsyncHTTPTransport:
         return await self._probe(protocol.model_path(model, version) + "/ready")
 
     async def server_metadata(self) -> dict[str, Any]:
-        return _object(await self._json("GET", "/v2"), self.url)
+        return await self._object("/v2")
 
     async def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
-        return _object(await self._json("GET", protocol.model_path(model, version)), self.url)
+        return await self._object(protocol.model_path(model, version))
 
     async def model_config(self, model: str, version: str | None) -> dict[str, Any]:
-        return _object(await self._json("GET", protocol.model_path(model, version) + "/config"), self.url)
+        return await self._object(protocol.model_path(model, version) + "/config")
 
     async def repository_index(self, ready: bool) -> list[dict[str, Any]]:
-        data = await self._json("POST", "/v2/repository/index", protocol.encode_body({"ready": ready}))
-        if not isinstance(data, list):
-            raise errors.InvalidJSONError("the repository index is not a JSON list", url=self.url)
-        return data
+        body = protocol.encode_body({"ready": ready})
+        return protocol.repository_list(await self._json("POST", "/v2/repository/index", body), url=self.url)
 
     async def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
-        path = (protocol.model_path(model, version) if model else "/v2/models") + "/stats"
-        return _object(await self._json("GET", path), self.url)
+        return await self._object(protocol.stats_path(model, version))
 
     async def generate(
         self, model: str, body: dict[str, Any], inputs: ModelInputs | None
@@ -616,19 +481,14 @@ class _AsyncHTTPTransport:
         url = self.url + protocol.model_path(model) + "/generate"
         data = protocol.encode_body(body)
         try:
-            async with self.session.post(url, data=data, headers=_JSON_HEADERS) as response:
+            async with self.session.post(url, data=data, headers=protocol.JSON_HEADERS) as response:
                 payload = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=True) from exc
         if status != 200:
-            raise protocol.status_error(
-                status,
-                protocol.error_message(payload),
-                url=url,
-                retry_after=protocol.parse_retry_after(retry_after),
-            )
+            raise protocol.response_error(status, payload, url=url, retry_after=retry_after)
         return protocol.parse_generate_body(payload, url=url)
 
     async def open_stream(
@@ -639,7 +499,9 @@ class _AsyncHTTPTransport:
         data = protocol.encode_body(body)
         stamp = _SentStamp()
         try:
-            response = await self.session.post(url, data=data, headers=_JSON_HEADERS, trace_request_ctx=stamp)
+            response = await self.session.post(
+                url, data=data, headers=protocol.JSON_HEADERS, trace_request_ctx=stamp
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=bool(stamp.ns)) from exc
         stream.headers_ns = now_ns()
@@ -654,11 +516,8 @@ class _AsyncHTTPTransport:
                 raise _map_error(exc, url, sent=True) from exc
             finally:
                 response.release()
-            raise protocol.status_error(
-                response.status,
-                protocol.error_message(payload),
-                url=url,
-                retry_after=protocol.parse_retry_after(response.headers.get("Retry-After")),
+            raise protocol.response_error(
+                response.status, payload, url=url, retry_after=response.headers.get("Retry-After")
             )
         source = _AiohttpSource(response, stream.state, url, self.watchdog)
         handler = response.connection.protocol if response.connection is not None else None
@@ -668,12 +527,6 @@ class _AsyncHTTPTransport:
             handler.read_timeout = None
             self.watchdog.add(source)
         return source
-
-
-def _object(data: Any, url: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise errors.InvalidJSONError(f"expected a JSON object, got {type(data).__name__}", url=url)
-    return data
 
 
 class _AiohttpSource:
@@ -714,16 +567,12 @@ class _AiohttpSource:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.close()
             if self._expired:
-                raise errors.ReadTimeoutError(
-                    f"no data from {protocol.redact_url(self.url)} within the read timeout", url=self.url
-                ) from None
+                raise _read_timeout(self.url) from None
             raise _map_error(exc, self.url, sent=True) from exc
         arrival = self.last_read_ns = now_ns()
         if not data:
             if self._expired:
-                raise errors.ReadTimeoutError(
-                    f"no data from {protocol.redact_url(self.url)} within the read timeout", url=self.url
-                )
+                raise _read_timeout(self.url)
             self.state.finish(self.decoder.finish())
             self.response.release()
             self._forget()
@@ -731,18 +580,9 @@ class _AiohttpSource:
         events = self.decoder.feed(data, arrival)
         if not events:
             return []
-        chunk_from_event = self.state.chunk_from_event
         if len(events) == 1:
-            return [chunk_from_event(events[0])]
-        chunks: list[StreamChunk] = []
-        for event in events:
-            try:
-                chunks.append(chunk_from_event(event))
-            except errors.TritonError as exc:
-                if not chunks:
-                    raise
-                self._pending = exc  # deliver the chunks before it, then fail on the next read
-                break
+            return [self.state.chunk_from_event(events[0])]
+        chunks, self._pending = protocol.chunks_from_events(self.state, events)
         return chunks
 
     def expire(self) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import ssl
 import struct
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
@@ -30,6 +30,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from trtclient import errors, protocol
+from trtclient._base import BaseStream, Endpoint
 from trtclient.protocol import ModelInputs, Timeout
 from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.timing import now_ns
@@ -295,7 +296,12 @@ def _read(path: str) -> bytes:
 
 
 class _GRPCConfig:
-    """Target, credentials, metadata and deadlines shared by both gRPC transports."""
+    """Target, credentials, metadata, deadlines and channel: what both gRPC transports share.
+
+    ``_channels`` is the module whose ``secure_channel``/``insecure_channel`` a transport uses.
+    """
+
+    _channels: ClassVar[Any]
 
     def __init__(
         self,
@@ -315,26 +321,42 @@ class _GRPCConfig:
         self.unary_deadline = (
             timeout.read if timeout.total is None else min(timeout.read or timeout.total, timeout.total)
         )
+        if self.credentials is not None:
+            self.channel = self._channels.secure_channel(
+                self.target, self.credentials, options=_CHANNEL_OPTIONS
+            )
+        else:
+            self.channel = self._channels.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+
+    @classmethod
+    def for_endpoint(cls: type[_TransportT], endpoint: Endpoint) -> _TransportT:
+        """A transport to the client's endpoint."""
+        return cls(
+            endpoint.url,
+            timeout=endpoint.timeout,
+            headers=endpoint.headers,
+            verify=endpoint.verify,
+            cert=endpoint.cert,
+        )
+
+    def _stream_state(self, stream: BaseStream[Any] | None, inputs: ModelInputs) -> protocol.StreamState:
+        """The state a call's responses fill, once its headers came: the stream's, or generate's own."""
+        if stream is None:
+            return protocol.StreamState(inputs.text_mode, url=self.target)
+        stream.headers_ns = now_ns()
+        stream.status_code = 200
+        stream.state.url = stream.url
+        return stream.state
+
+
+_TransportT = TypeVar("_TransportT", bound=_GRPCConfig)
 
 
 class AsyncGRPCTransport(_GRPCConfig):
     """Triton's gRPC API over one ``grpc.aio`` channel (created on first use, inside the loop)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: Timeout,
-        headers: Mapping[str, str],
-        verify: bool | str | ssl.SSLContext,
-        cert: str | tuple[str, str] | None,
-    ) -> None:
-        super().__init__(url, timeout=timeout, headers=headers, verify=verify, cert=cert)
-        if self.credentials is not None:
-            self.channel = grpc.aio.secure_channel(self.target, self.credentials, options=_CHANNEL_OPTIONS)
-        else:
-            self.channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+    _channels = grpc.aio
 
     async def aclose(self) -> None:
         await self.channel.close()
@@ -424,33 +446,56 @@ class AsyncGRPCTransport(_GRPCConfig):
             await call.initial_metadata()
         except grpc.RpcError as exc:
             raise map_rpc_error(exc, target, in_stream=True) from exc
-        if stream is not None:
-            stream.headers_ns = now_ns()
-            stream.status_code = 200
-            state = stream.state
-            state.url = stream.url
-        else:
-            state = protocol.StreamState(inputs.text_mode, url=target)
-        return _AsyncGRPCSource(call, state, target, self.timeout.read)
+        return _AsyncGRPCSource(call, self._stream_state(stream, inputs), target, self.timeout.read)
 
 
-class _AsyncGRPCSource:
-    """Reads the responses of one ``ModelStreamInfer`` call until the final one.
+class _GRPCReader:
+    """What a reader of one ``ModelStreamInfer`` call makes of each message, without reading it.
 
     After the final response the call is left to finish on its own (the request side is already
     half-closed): cancelling a call Triton has just completed leaves the ensemble busy on 2.51, which
     then delays the server's shutdown past its exit timeout. Calls stopped early are cancelled.
     """
 
-    def __init__(
-        self, call: Any, state: protocol.StreamState, target: str, read_timeout: float | None
-    ) -> None:
+    def __init__(self, call: Any, state: protocol.StreamState, target: str) -> None:
         self.call = call
         self.state = state
         self.target = target
-        self.read_timeout = read_timeout
         self._closed = False
         self._final = False
+
+    def _chunks(self, message: Any, arrival: int) -> tuple[list[StreamChunk], bool]:
+        """The chunks of one message (none for an empty final response) and whether it is the final one;
+        raises the error the message carries."""
+        if message.error_message:
+            self.close()
+            raise _stream_error(message.error_message, self.target, self.state.count)
+        response = message.infer_response
+        data, final = response_data(response)
+        chunks = [self.state.chunk_from_data(data, None, arrival)] if _has_outputs(response) else []
+        if final:
+            self._final = True
+        return chunks, final
+
+    def _ended(self) -> None:
+        """The server ended the call: no more chunks."""
+        self._closed = True
+        self.state.finish()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.call.cancel()
+
+
+class _AsyncGRPCSource(_GRPCReader):
+    """Reads the responses of one ``ModelStreamInfer`` call until the final one (and the call's end)."""
+
+    def __init__(
+        self, call: Any, state: protocol.StreamState, target: str, read_timeout: float | None
+    ) -> None:
+        super().__init__(call, state, target)
+        self.read_timeout = read_timeout
 
     async def read(self) -> list[StreamChunk] | None:
         if self._closed:
@@ -473,22 +518,13 @@ class _AsyncGRPCSource:
             raise map_rpc_error(exc, self.target, in_stream=True) from exc
         arrival = now_ns()
         if message is grpc.aio.EOF:
-            self._closed = True
+            self._ended()
+            return None
+        chunks, final = self._chunks(message, arrival)
+        if final and not chunks:
+            await self._drain()
             self.state.finish()
             return None
-        if message.error_message:
-            self.close()
-            raise _stream_error(message.error_message, self.target, self.state.count)
-        data, final = response_data(message.infer_response)
-        chunks = (
-            [self.state.chunk_from_data(data, None, arrival)] if _has_outputs(message.infer_response) else []
-        )
-        if final:
-            self._final = True
-            if not chunks:
-                await self._drain()
-                self.state.finish()
-                return None
         return chunks
 
     async def _drain(self) -> None:
@@ -499,30 +535,11 @@ class _AsyncGRPCSource:
         except (TimeoutError, grpc.RpcError):
             self.call.cancel()
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.call.cancel()
-
 
 class GRPCTransport(_GRPCConfig):
     """Triton's gRPC API over one blocking channel (safe to share between threads)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: Timeout,
-        headers: Mapping[str, str],
-        verify: bool | str | ssl.SSLContext,
-        cert: str | tuple[str, str] | None,
-    ) -> None:
-        super().__init__(url, timeout=timeout, headers=headers, verify=verify, cert=cert)
-        if self.credentials is not None:
-            self.channel = grpc.secure_channel(self.target, self.credentials, options=_CHANNEL_OPTIONS)
-        else:
-            self.channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+    _channels = grpc
 
     def close(self) -> None:
         self.channel.close()
@@ -603,26 +620,15 @@ class GRPCTransport(_GRPCConfig):
                 call.initial_metadata()
             except grpc.RpcError as exc:
                 raise map_rpc_error(exc, self.target, in_stream=True) from exc
-            stream.headers_ns = now_ns()
-            stream.status_code = 200
-            state = stream.state
-            state.url = stream.url
-        else:
-            state = protocol.StreamState(inputs.text_mode, url=self.target)
-        return _GRPCSource(call, state, self.target)
+        return _GRPCSource(call, self._stream_state(stream, inputs), self.target)
 
 
-class _GRPCSource:
-    """Blocking reader of one ``ModelStreamInfer`` call until the final response (and the call's end,
-    see :class:`_AsyncGRPCSource`)."""
+class _GRPCSource(_GRPCReader):
+    """Blocking reader of one ``ModelStreamInfer`` call until the final response (and the call's end)."""
 
     def __init__(self, call: Any, state: protocol.StreamState, target: str) -> None:
-        self.call = call
+        super().__init__(call, state, target)
         self.messages: Iterator[Any] = iter(call)
-        self.state = state
-        self.target = target
-        self._closed = False
-        self._final = False
 
     def read(self) -> list[StreamChunk] | None:
         if self._closed:
@@ -637,22 +643,13 @@ class _GRPCSource:
             raise map_rpc_error(exc, self.target, in_stream=True) from exc
         arrival = now_ns()
         if message is None:
-            self._closed = True
+            self._ended()
+            return None
+        chunks, final = self._chunks(message, arrival)
+        if final and not chunks:
+            self._drain()
             self.state.finish()
             return None
-        if message.error_message:
-            self.close()
-            raise _stream_error(message.error_message, self.target, self.state.count)
-        data, final = response_data(message.infer_response)
-        chunks = (
-            [self.state.chunk_from_data(data, None, arrival)] if _has_outputs(message.infer_response) else []
-        )
-        if final:
-            self._final = True
-            if not chunks:
-                self._drain()
-                self.state.finish()
-                return None
         return chunks
 
     def _drain(self) -> None:
@@ -661,11 +658,6 @@ class _GRPCSource:
             for _ in self.messages:
                 pass
         except grpc.RpcError:
-            self.call.cancel()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
             self.call.cancel()
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ERROR_KINDS",
     "INPUT_ALIASES",
+    "JSON_HEADERS",
     "ModelInputs",
     "RetryPolicy",
     "StreamState",
@@ -45,9 +46,11 @@ __all__ = [
     "Timeout",
     "build_body",
     "check_headers",
+    "chunks_from_events",
     "encode_body",
     "error_kind",
     "error_message",
+    "json_object",
     "make_request",
     "make_ssl_context",
     "metrics_url_for",
@@ -58,13 +61,18 @@ __all__ = [
     "parse_json",
     "parse_retry_after",
     "redact_url",
+    "repository_list",
+    "response_error",
     "retry_delay",
     "safe_headers",
     "should_retry",
+    "ssl_option",
+    "stats_path",
     "status_error",
     "status_error_class",
     "text_mode_from_config",
     "validation_error",
+    "version_param",
 ]
 
 TextMode = Literal["delta", "cumulative"]
@@ -190,6 +198,16 @@ def model_path(model: str, version: str | int | None = None) -> str:
     return path
 
 
+def version_param(version: str | int | None) -> str | None:
+    """A model version as the API calls take it: ``None`` (or ``""``) lets the server choose."""
+    return None if version is None or version == "" else str(version)
+
+
+def stats_path(model: str, version: str | None = None) -> str:
+    """The statistics path of one model, or ``/v2/models/stats`` (every model) when ``model`` is empty."""
+    return (model_path(model, version) if model else "/v2/models") + "/stats"
+
+
 def metrics_url_for(url: str) -> str:
     """Triton's default metrics address for a server URL: same host, port 8002, ``/metrics``."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -259,6 +277,13 @@ def make_ssl_context(
         except (OSError, ssl.SSLError) as exc:
             raise errors.RequestValidationError(f"cannot load the client certificate: {exc}") from None
     return context
+
+
+def ssl_option(
+    verify: bool | str | ssl.SSLContext, cert: str | tuple[str, str] | None
+) -> bool | ssl.SSLContext:
+    """What the HTTP libraries take for TLS: ``True`` (default checks) or :func:`make_ssl_context`'s."""
+    return make_ssl_context(verify, cert) if (verify is not True or cert is not None) else True
 
 
 _SECRET_RESPONSE_HEADERS = frozenset(
@@ -480,6 +505,10 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+#: Headers of every JSON request the HTTP transports send.
+JSON_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+
+
 def text_mode_from_config(config: Mapping[str, Any]) -> TextMode:
     """Cumulative for a BLS model configured with ``accumulate_tokens`` true, delta otherwise.
 
@@ -507,6 +536,20 @@ def parse_json(body: bytes | str, *, url: str = "", what: str = "response body")
         raise errors.InvalidJSONError(
             f"the server sent a {what} that is not valid JSON: {preview!r}", url=url
         ) from None
+
+
+def json_object(data: Any, *, url: str = "") -> dict[str, Any]:
+    """``data`` if it is a JSON object, else :class:`~trtclient.errors.InvalidJSONError`."""
+    if not isinstance(data, dict):
+        raise errors.InvalidJSONError(f"expected a JSON object, got {type(data).__name__}", url=url)
+    return data
+
+
+def repository_list(data: Any, *, url: str = "") -> list[dict[str, Any]]:
+    """A repository index (a JSON list), else :class:`~trtclient.errors.InvalidJSONError`."""
+    if not isinstance(data, list):
+        raise errors.InvalidJSONError("the repository index is not a JSON list", url=url)
+    return data
 
 
 def error_message(body: bytes, content_type: str = "") -> str:
@@ -544,6 +587,14 @@ def status_error(
     if cls is errors.AccessDeniedError and "header" not in message:
         message += " (pass the header the server expects with headers=...)"
     return cls(message, status_code=status, url=_shown_url(url), retry_after=retry_after)
+
+
+def response_error(
+    status: int, body: bytes, *, url: str = "", retry_after: str | None = None
+) -> errors.TritonStatusError:
+    """The exception for an HTTP error answer: its status, the message in its body, and its
+    ``Retry-After`` header (``retry_after``, as sent)."""
+    return status_error(status, error_message(body), url=url, retry_after=parse_retry_after(retry_after))
 
 
 def status_error_class(status: int) -> type[errors.TritonStatusError]:
@@ -672,6 +723,25 @@ class StreamState:
     def sequences(self) -> list[int]:
         """The sequence indexes seen so far, in order."""
         return sorted(self._full if self.cumulative else self._parts)
+
+
+def chunks_from_events(
+    state: StreamState, events: list[SSEEvent]
+) -> tuple[list[StreamChunk], errors.TritonError | None]:
+    """The chunks of the events one read completed, and the error to raise on the next read.
+
+    An event that fails after good ones leaves them to be delivered first; one that fails first raises.
+    """
+    chunks: list[StreamChunk] = []
+    chunk_from_event = state.chunk_from_event
+    for event in events:
+        try:
+            chunks.append(chunk_from_event(event))
+        except errors.TritonError as exc:
+            if not chunks:
+                raise
+            return chunks, exc
+    return chunks, None
 
 
 # --- failure kinds and retries ------------------------------------------------------------------

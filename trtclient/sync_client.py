@@ -2,27 +2,25 @@
 
 For scripts, threads and gevent (Locust): HTTP through ``httpx.Client`` (safe to share between
 threads and greenlets), gRPC through the blocking gRPC channel. Request building, SSE decoding,
-error mapping and retry maths are the shared I/O-free core in :mod:`trtclient.protocol`.
+error mapping and retry maths are the shared I/O-free core in :mod:`trtclient.protocol`; options,
+validation and stream bookkeeping are :mod:`trtclient._base`, shared with the async client.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import random
-import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from trtclient import errors, protocol
-from trtclient.constants import DEFAULT_CONNECTIONS, DEFAULT_MODEL, USER_AGENT
+from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
+from trtclient.constants import USER_AGENT
 from trtclient.prometheus import Sample, parse_metrics
-from trtclient.protocol import DEFAULT_TIMEOUT, ModelInputs, RetryPolicy, StreamState, TextMode, Timeout
+from trtclient.protocol import ModelInputs, StreamState, TextMode
 from trtclient.schema import (
     GenerateRequest,
     GenerateResponse,
@@ -37,19 +35,14 @@ from trtclient.timing import now_ns
 
 __all__ = ["GenerateStream", "TritonClient"]
 
-logger = logging.getLogger("trtclient")
-
-Transport = Literal["http", "grpc"]
+T = TypeVar("T")
 
 
-class ChunkSource(Protocol):
+class ChunkSource(Closable, Protocol):
     """One open streamed response, as a blocking transport delivers it."""
 
     def read(self) -> list[StreamChunk] | None:
         """The chunks completed by the next read; ``None`` at the end of the stream."""
-
-    def close(self) -> None:
-        """Drop the connection or cancel the call (safe to call twice)."""
 
 
 class SyncTransport(Protocol):
@@ -70,76 +63,22 @@ class SyncTransport(Protocol):
     def close(self) -> None: ...
 
 
-class TritonClient:
+class TritonClient(BaseClient):
     """Blocking client of one Triton server; the constructor takes the same options as
     :class:`~trtclient.client.AsyncTritonClient`. Use it as a context manager or call ``close()``.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        model: str = DEFAULT_MODEL,
-        transport: Transport = "http",
-        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
-        headers: Mapping[str, str] | None = None,
-        verify: bool | str | ssl.SSLContext = True,
-        cert: str | tuple[str, str] | None = None,
-        max_retries: int | RetryPolicy = 0,
-        connections: int = DEFAULT_CONNECTIONS,
-        metrics_url: str | None = None,
-        check_inputs: bool = True,
-        text_mode: TextMode | None = None,
-    ) -> None:
-        if transport not in ("http", "grpc"):
-            raise errors.RequestValidationError(f"transport must be 'http' or 'grpc', not {transport!r}")
-        if text_mode not in (None, "delta", "cumulative"):
-            raise errors.RequestValidationError(
-                f"text_mode must be 'delta' or 'cumulative', not {text_mode!r}"
-            )
-        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
-            raise errors.RequestValidationError(f"connections must be an int >= 1, not {connections!r}")
-        protocol.model_path(model)
-        url, moved = protocol.move_credentials(url, protocol.check_headers(headers))
-        self.url = protocol.normalize_url(url, transport=transport)
-        self.model = model
-        self.transport: Transport = transport
-        self.timeout = Timeout.of(timeout)
-        self.retry = (
-            max_retries if isinstance(max_retries, RetryPolicy) else RetryPolicy(max_retries=max_retries)
-        )
-        self.metrics_url = metrics_url or protocol.metrics_url_for(self.url)
-        self.check_inputs = check_inputs
-        self.text_mode = text_mode
-        self._headers = moved
-        self._inputs: dict[str, ModelInputs] = {}
+    def _init_io(self) -> None:
         self._lock = threading.Lock()
-        self._closed = False
+        self._metrics_http: httpx.Client | None = None
+        endpoint = self._endpoint()
         self._impl: SyncTransport
-        if transport == "grpc":
+        if self.transport == "grpc":
             from trtclient.grpc_transport import GRPCTransport
 
-            self._impl = GRPCTransport(
-                self.url, timeout=self.timeout, headers=self._headers, verify=verify, cert=cert
-            )
+            self._impl = GRPCTransport.for_endpoint(endpoint)
         else:
-            self._impl = _HTTPTransport(
-                self.url,
-                timeout=self.timeout,
-                headers=self._headers,
-                verify=verify,
-                cert=cert,
-                connections=connections,
-            )
-        self._verify = verify
-        self._cert = cert
-        self._metrics_http: httpx.Client | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"TritonClient(url={protocol.redact_url(self.url)!r}, model={self.model!r}, "
-            f"transport={self.transport!r}, headers={sorted(self._headers)})"
-        )
+            self._impl = _HTTPTransport(endpoint, connections=self._connections)
 
     def __enter__(self) -> TritonClient:
         return self
@@ -157,8 +96,7 @@ class TritonClient:
             self._metrics_http.close()
 
     def _transport(self) -> SyncTransport:
-        if self._closed:
-            raise RuntimeError("this TritonClient is closed; create a new one")
+        self._check_open()
         return self._impl
 
     # --- generate ---------------------------------------------------------------------------------
@@ -169,17 +107,13 @@ class TritonClient:
         """One request to ``/generate``; see :meth:`AsyncTritonClient.generate`."""
         request = protocol.make_request(prompt, inputs)
         name = model or self.model
-        attempt = 0
-        while True:
-            try:
-                model_inputs = self._inputs_for(name)
-                body = protocol.build_body(request, model_inputs)
-                return self._transport().generate(name, body, model_inputs)
-            except errors.TritonError as exc:
-                if attempt >= self.retry.max_retries or not protocol.should_retry(exc):
-                    raise
-                self._backoff(attempt, exc)
-                attempt += 1
+
+        def send(attempt: int) -> GenerateResponse:
+            model_inputs = self._inputs_for(name)
+            body = protocol.build_body(request, model_inputs)
+            return self._transport().generate(name, body, model_inputs)
+
+        return self._retrying(send)
 
     def generate_stream(
         self, prompt: str | GenerateRequest, *, model: str | None = None, **inputs: Any
@@ -200,14 +134,23 @@ class TritonClient:
                 impl = self._transport()
                 metadata = impl.model_metadata(name, None)
                 mode = self.text_mode or self._detect_text_mode(impl, name)
-                cached = ModelInputs.from_metadata(metadata, mode)
-                self._inputs[name] = cached
+                cached = self._inputs[name] = ModelInputs.from_metadata(metadata, mode)
         return cached
 
+    def _retrying(self, attempt: Callable[[int], T]) -> T:
+        """``attempt(0)``, then ``attempt(1)``... after a pause, while it fails in a way that is retried."""
+        number = 0
+        while True:
+            try:
+                return attempt(number)
+            except errors.TritonError as exc:
+                if not self._may_retry(number, exc):
+                    raise
+                time.sleep(self._retry_delay(number, exc))
+                number += 1
+
     def _inputs_for(self, model: str) -> ModelInputs | None:
-        if self.check_inputs or self.transport == "grpc":
-            return self.model_inputs(model)
-        return None
+        return self.model_inputs(model) if self._reads_inputs else None
 
     def _detect_text_mode(self, impl: SyncTransport, model: str) -> TextMode:
         try:
@@ -215,14 +158,6 @@ class TritonClient:
         except errors.TritonStatusError:
             return "delta"
         return protocol.text_mode_from_config(config)
-
-    def _backoff(self, attempt: int, exc: BaseException) -> None:
-        retry_after = exc.retry_after if isinstance(exc, errors.TritonStatusError) else None
-        delay = protocol.retry_delay(attempt, self.retry, rand=random.random(), retry_after=retry_after)
-        logger.info(
-            "retrying in %.2f s after %s (retry %d of %d)", delay, exc, attempt + 1, self.retry.max_retries
-        )
-        time.sleep(delay)
 
     # --- the rest of the HTTP API -----------------------------------------------------------------
 
@@ -236,7 +171,7 @@ class TritonClient:
 
     def is_model_ready(self, model: str | None = None, version: str | int | None = None) -> bool:
         """``GET /v2/models/{model}/ready``: False for an unknown or unready model."""
-        return self._transport().model_ready(model or self.model, _version(version))
+        return self._transport().model_ready(model or self.model, protocol.version_param(version))
 
     def server_metadata(self) -> ServerMetadata:
         """``GET /v2``: name, version, extensions."""
@@ -245,12 +180,12 @@ class TritonClient:
     def model_metadata(self, model: str | None = None, version: str | int | None = None) -> ModelMetadata:
         """``GET /v2/models/{model}``: platform, versions, inputs and outputs."""
         return ModelMetadata.model_validate(
-            self._transport().model_metadata(model or self.model, _version(version))
+            self._transport().model_metadata(model or self.model, protocol.version_param(version))
         )
 
     def model_config(self, model: str | None = None, version: str | int | None = None) -> dict[str, Any]:
         """``GET /v2/models/{model}/config``: the model configuration as JSON."""
-        return self._transport().model_config(model or self.model, _version(version))
+        return self._transport().model_config(model or self.model, protocol.version_param(version))
 
     def repository_index(self, *, ready: bool = False) -> list[RepositoryModel]:
         """``POST /v2/repository/index``: every model in the repository with its state."""
@@ -261,78 +196,34 @@ class TritonClient:
     ) -> list[ModelStats]:
         """``GET /v2/models/{model}/stats``; ``model=""`` gives every model's statistics."""
         name = self.model if model is None else model
-        data = self._transport().model_statistics(name, _version(version))
+        data = self._transport().model_statistics(name, protocol.version_param(version))
         return [ModelStats.model_validate(item) for item in data.get("model_stats") or []]
 
     def metrics(self) -> list[Sample]:
         """``GET /metrics`` (Prometheus text, port 8002 by default) parsed into samples."""
-        self._transport()
+        self._check_open()
         url = self.metrics_url
         if self._metrics_http is None:
-            self._metrics_http = _make_httpx(
-                self.timeout, self._headers, self._verify, self._cert, connections=2
-            )
+            self._metrics_http = _make_httpx(self._endpoint(), connections=2)
         try:
             response = self._metrics_http.get(url)
         except httpx.HTTPError as exc:
             raise _map_error(exc, url) from exc
         if response.status_code != 200:
-            raise protocol.status_error(
-                response.status_code, protocol.error_message(response.content), url=url
-            )
+            raise protocol.response_error(response.status_code, response.content, url=url)
         return parse_metrics(response.text)
 
 
-def _version(version: str | int | None) -> str | None:
-    return None if version is None or version == "" else str(version)
-
-
-class GenerateStream:
+class GenerateStream(BaseStream[ChunkSource]):
     """A streamed response: an iterator of :class:`StreamChunk` and a context manager.
 
     The attributes mirror :class:`~trtclient.client.AsyncGenerateStream`; ``close()`` stops early.
     """
 
     def __init__(self, client: TritonClient, request: GenerateRequest, model: str) -> None:
-        self.request = request
-        self.model = model
-        self.start_ns = 0
-        self.sent_ns = 0
-        self.headers_ns = 0
-        self.status_code = 0
-        self.response_headers: dict[str, str] = {}
-        self.attempts = 0
-        self.url = ""
-        self.state = StreamState()
+        super().__init__(request, model)
         self._client = client
-        self._source: ChunkSource | None = None
         self._ready: list[StreamChunk] = []
-        self._done = False
-
-    @property
-    def events(self) -> int:
-        """Chunks received so far."""
-        return self.state.count
-
-    @property
-    def text(self) -> str:
-        """The full text of sequence 0 so far."""
-        return self.state.text(0)
-
-    @property
-    def first_arrival_ns(self) -> int:
-        """``now_ns()`` when the first event's first byte arrived (0 before it did)."""
-        return self.state.first_arrival_ns
-
-    @property
-    def last_arrival_ns(self) -> int:
-        """``now_ns()`` when the latest event's first byte arrived."""
-        return self.state.last_arrival_ns
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream ended or was closed."""
-        return self._done
 
     def __iter__(self) -> Iterator[StreamChunk]:
         return self
@@ -349,16 +240,7 @@ class GenerateStream:
 
     def close(self) -> None:
         """Stop receiving and close the connection (cancels the request on the server)."""
-        self._done = True
-        source, self._source = self._source, None
-        if source is not None:
-            source.close()
-
-    def __del__(self) -> None:
-        source = self._source
-        if source is not None:
-            with contextlib.suppress(Exception):
-                source.close()
+        self._stop()
 
     def __next__(self) -> StreamChunk:
         ready = self._ready
@@ -368,9 +250,7 @@ class GenerateStream:
         if source is None:
             if self._done:
                 raise StopIteration
-            self._open()
-            source = self._source
-            assert source is not None
+            source = self._open()
         while True:
             try:
                 chunks = source.read()
@@ -385,54 +265,39 @@ class GenerateStream:
                     ready.extend(reversed(chunks[1:]))
                 return chunks[0]
 
-    def _open(self) -> None:
-        client = self._client
+    def _open(self) -> ChunkSource:
         self.start_ns = now_ns()
-        attempt = 0
-        while True:
-            self.attempts = attempt + 1
-            try:
-                impl = client._transport()
-                inputs = client._inputs_for(self.model)
-                mode = inputs.text_mode if inputs is not None else (client.text_mode or "delta")
-                body = protocol.build_body(self.request, inputs, stream=True)
-                self.state = StreamState(mode)
-                self._source = impl.open_stream(self.model, body, inputs, self)
-                self.state.url = self.url
-                return
-            except errors.TritonError as exc:
-                if attempt >= client.retry.max_retries or not protocol.should_retry(exc):
-                    self._done = True
-                    raise
-                client._backoff(attempt, exc)
-                attempt += 1
-            except BaseException:
-                self._done = True
-                raise
+        try:
+            source = self._source = self._client._retrying(self._send)
+        except BaseException:
+            self._done = True
+            raise
+        return source
+
+    def _send(self, attempt: int) -> ChunkSource:
+        self.attempts = attempt + 1
+        client = self._client
+        impl = client._transport()
+        inputs = client._inputs_for(self.model)
+        body = self._next_body(inputs, client.text_mode)
+        source = impl.open_stream(self.model, body, inputs, self)
+        self.state.url = self.url
+        return source
 
 
 # --- HTTP over httpx ------------------------------------------------------------------------------
 
 
-def _make_httpx(
-    timeout: Timeout,
-    headers: Mapping[str, str],
-    verify: bool | str | ssl.SSLContext,
-    cert: str | tuple[str, str] | None,
-    *,
-    connections: int,
-) -> httpx.Client:
-    context: bool | ssl.SSLContext = (
-        protocol.make_ssl_context(verify, cert) if (verify is not True or cert is not None) else True
-    )
+def _make_httpx(endpoint: Endpoint, *, connections: int) -> httpx.Client:
+    timeout = endpoint.timeout
     read = timeout.read
     if timeout.total is not None:
         read = timeout.total if read is None else min(read, timeout.total)
     return httpx.Client(
-        headers={"User-Agent": USER_AGENT, **headers},
+        headers={"User-Agent": USER_AGENT, **endpoint.headers},
         timeout=httpx.Timeout(connect=timeout.connect, read=read, write=read, pool=None),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        verify=context,
+        verify=protocol.ssl_option(endpoint.verify, endpoint.cert),
         trust_env=False,
     )
 
@@ -453,25 +318,13 @@ def _map_error(exc: BaseException, url: str, *, timed_out_total: bool = False) -
     return errors.TritonTransportError(f"request to {shown} failed: {exc!r}", url=shown)
 
 
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
-
-
 class _HTTPTransport:
     """Triton's HTTP/REST API over one ``httpx.Client``."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: Timeout,
-        headers: Mapping[str, str],
-        verify: bool | str | ssl.SSLContext,
-        cert: str | tuple[str, str] | None,
-        connections: int,
-    ) -> None:
-        self.url = url
-        self.total = timeout.total
-        self.http = _make_httpx(timeout, headers, verify, cert, connections=connections)
+    def __init__(self, endpoint: Endpoint, *, connections: int) -> None:
+        self.url = endpoint.url
+        self.total = endpoint.timeout.total
+        self.http = _make_httpx(endpoint, connections=connections)
 
     def close(self) -> None:
         self.http.close()
@@ -482,22 +335,25 @@ class _HTTPTransport:
         url = self.url + path
         deadline = None if self.total is None else time.monotonic() + self.total
         try:
-            response = self.http.request(method, url, content=body, headers=_JSON_HEADERS)
+            response = self.http.request(method, url, content=body, headers=protocol.JSON_HEADERS)
         except httpx.HTTPError as exc:
             late = deadline is not None and time.monotonic() >= deadline
             raise _map_error(exc, url, timed_out_total=late) from exc
         if response.status_code not in ok:
-            raise protocol.status_error(
+            raise protocol.response_error(
                 response.status_code,
-                protocol.error_message(response.content),
+                response.content,
                 url=url,
-                retry_after=protocol.parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=response.headers.get("Retry-After"),
             )
         return response
 
     def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
         response = self._request(method, path, body)
         return protocol.parse_json(response.content, url=self.url + path)
+
+    def _object(self, path: str) -> dict[str, Any]:
+        return protocol.json_object(self._json("GET", path), url=self.url)
 
     def _probe(self, path: str) -> bool:
         return self._request("GET", path, ok=(200, 400, 404, 503)).status_code == 200
@@ -512,23 +368,20 @@ class _HTTPTransport:
         return self._probe(protocol.model_path(model, version) + "/ready")
 
     def server_metadata(self) -> dict[str, Any]:
-        return _object(self._json("GET", "/v2"), self.url)
+        return self._object("/v2")
 
     def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
-        return _object(self._json("GET", protocol.model_path(model, version)), self.url)
+        return self._object(protocol.model_path(model, version))
 
     def model_config(self, model: str, version: str | None) -> dict[str, Any]:
-        return _object(self._json("GET", protocol.model_path(model, version) + "/config"), self.url)
+        return self._object(protocol.model_path(model, version) + "/config")
 
     def repository_index(self, ready: bool) -> list[dict[str, Any]]:
-        data = self._json("POST", "/v2/repository/index", protocol.encode_body({"ready": ready}))
-        if not isinstance(data, list):
-            raise errors.InvalidJSONError("the repository index is not a JSON list", url=self.url)
-        return data
+        body = protocol.encode_body({"ready": ready})
+        return protocol.repository_list(self._json("POST", "/v2/repository/index", body), url=self.url)
 
     def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
-        path = (protocol.model_path(model, version) if model else "/v2/models") + "/stats"
-        return _object(self._json("GET", path), self.url)
+        return self._object(protocol.stats_path(model, version))
 
     def generate(self, model: str, body: dict[str, Any], inputs: ModelInputs | None) -> GenerateResponse:
         path = protocol.model_path(model) + "/generate"
@@ -553,7 +406,7 @@ class _HTTPTransport:
             "POST",
             url,
             content=protocol.encode_body(body),
-            headers=_JSON_HEADERS,
+            headers=protocol.JSON_HEADERS,
             extensions={"trace": trace},
         )
         try:
@@ -572,19 +425,10 @@ class _HTTPTransport:
                 raise _map_error(exc, url) from exc
             finally:
                 response.close()
-            raise protocol.status_error(
-                response.status_code,
-                protocol.error_message(payload),
-                url=url,
-                retry_after=protocol.parse_retry_after(response.headers.get("Retry-After")),
+            raise protocol.response_error(
+                response.status_code, payload, url=url, retry_after=response.headers.get("Retry-After")
             )
         return _HttpxSource(response, stream.state, url, deadline)
-
-
-def _object(data: Any, url: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise errors.InvalidJSONError(f"expected a JSON object, got {type(data).__name__}", url=url)
-    return data
 
 
 class _HttpxSource:
@@ -619,16 +463,11 @@ class _HttpxSource:
             self.state.finish(self.decoder.finish())
             self.close()
             return None
-        chunks: list[StreamChunk] = []
-        for event in self.decoder.feed(data, arrival):
-            try:
-                chunks.append(self.state.chunk_from_event(event))
-            except errors.TritonError as exc:
-                if not chunks:
-                    self.close()
-                    raise
-                self._pending = exc
-                break
+        try:
+            chunks, self._pending = protocol.chunks_from_events(self.state, self.decoder.feed(data, arrival))
+        except errors.TritonError:
+            self.close()
+            raise
         return chunks
 
     def close(self) -> None:
