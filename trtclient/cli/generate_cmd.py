@@ -160,12 +160,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"total {(end - start) / 1e6:.1f} ms", file=sys.stderr)
             return 0
         with client.generate_stream(args.prompt, **inputs) as stream:
-            for chunk in stream:
-                if args.json:
-                    print(json.dumps(chunk.data, ensure_ascii=False), flush=True)
-                else:
-                    sys.stdout.write(chunk.text)
-                    sys.stdout.flush()
+            try:
+                for chunk in stream:
+                    if args.json:
+                        print(json.dumps(chunk.data, ensure_ascii=False), flush=True)
+                    else:
+                        sys.stdout.write(chunk.text)
+                        sys.stdout.flush()
+            except BaseException:
+                if stream.events and not args.json:
+                    print(flush=True)  # the error goes on a line of its own, after the partial text
+                raise
         end = now_ns()
         if not args.json:
             print()
