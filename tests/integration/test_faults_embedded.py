@@ -11,7 +11,7 @@ import ipaddress
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,21 +23,14 @@ from trtclient.bench.schedule import Burst, Rate, Stop
 from trtclient.bench.session import BenchSpec, run_bench
 from trtclient.bench.workload import FixedPrompt, Prompt
 from trtclient.records import read_records
-from trtclient.server.launcher import SHM_DIR, EmbeddedTriton, ServerHandle
+from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from server_crash import CrashAndRestart  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
 PROMPT = "What is machine learning?"
-
-
-def server_leftovers() -> list[str]:
-    """Server processes descended from this test process, and its shared-memory regions."""
-    names = [p.name() for p in psutil.Process().children(recursive=True) if p.name() in SERVER_PROCESS_NAMES]
-    return names + [p.name for p in SHM_DIR.glob(f"trtclient_{os.getpid()}_*")]
 
 
 def port_of(address: str) -> int:
@@ -70,7 +63,7 @@ class _CrashingMidRun:
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 async def test_server_killed_mid_run_then_restarted_counts_every_request_once(
-    tmp_path: Path, transport: Literal["http", "grpc"]
+    tmp_path: Path, transport: Literal["http", "grpc"], leftovers: Callable[[], set[str]]
 ) -> None:
     total, kill_at, restart_at = 80, 12, 17
     records_path = tmp_path / "r.jsonl"
@@ -93,7 +86,7 @@ async def test_server_killed_mid_run_then_restarted_counts_every_request_once(
         assert crash.error is None, crash.error
     finally:
         crash.stop()
-    assert server_leftovers() == []
+    assert leftovers() == set()
 
     records = outcome.result.records
     assert sorted(r.index for r in records) == list(range(total))

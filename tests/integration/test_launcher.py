@@ -17,30 +17,11 @@ import psutil
 import pytest
 
 from trtclient.errors import PortInUseError, ServerStartError, SetupError
-from trtclient.server.launcher import EMBEDDED_MODELS, SHM_DIR, EmbeddedTriton
+from trtclient.server.launcher import EMBEDDED_MODELS, EmbeddedTriton
 from trtclient.server.profiles import get_profile
 from trtclient.server.tokenizer import corpus_text, default_tokenizer_dir
 
 pytestmark = pytest.mark.integration
-
-SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
-
-
-def server_things() -> set[str]:
-    """Server processes descended from this test process, and its shared-memory regions."""
-    pids = {
-        f"{p.name()}:{p.pid}"
-        for p in psutil.Process().children(recursive=True)
-        if p.name() in SERVER_PROCESS_NAMES
-    }
-    return pids | {p.name for p in SHM_DIR.glob(f"trtclient_{os.getpid()}_*")}
-
-
-@pytest.fixture()
-def leftovers() -> Callable[[], set[str]]:
-    """What a test left running, ignoring servers that were already there (the session's own)."""
-    before = server_things()
-    return lambda: server_things() - before
 
 
 @pytest.fixture()
