@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from trtclient.errors import PortInUseError, ServerStartError, ServerTimeoutError, SetupError
 from trtclient.server.engine import build_cpu_engine
@@ -44,10 +45,12 @@ __all__ = [
     "EMBEDDED_MODELS",
     "EmbeddedTriton",
     "ServerHandle",
+    "ServerLifecycle",
     "TritonProcess",
     "ensure_port_free",
     "free_port",
     "is_loopback",
+    "url_host",
 ]
 
 log = logging.getLogger("trtclient.server")
@@ -85,7 +88,8 @@ def is_loopback(address: str) -> bool:
     return address in ("localhost", "::1") or address.startswith("127.")
 
 
-def _host(address: str) -> str:
+def url_host(address: str) -> str:
+    """An address as it stands in a URL: IPv6 in brackets."""
     return f"[{address}]" if ":" in address else address
 
 
@@ -296,8 +300,78 @@ def _http_json(url: str, body: bytes | None = None) -> object:
         return None
 
 
+_S = TypeVar("_S", bound="ServerLifecycle")
+
+
+class ServerLifecycle:
+    """What every launcher shares once started: where it answers, its log, a clean stop.
+
+    A subclass's ``start()`` sets ``_process``, ``_handle`` and ``run_dir``; ``stop()`` stops the process
+    group and removes the run directory unless ``keep_run_dir``.
+    """
+
+    _process: TritonProcess | None
+    _handle: ServerHandle | None
+    run_dir: Path | None
+    keep_run_dir: bool = False
+
+    def start(self) -> ServerHandle:
+        """Start the server and wait until it is ready."""
+        raise NotImplementedError
+
+    @property
+    def handle(self) -> ServerHandle:
+        """Where the running server answers."""
+        if self._handle is None:
+            raise RuntimeError("the server is not running")
+        return self._handle
+
+    @property
+    def url(self) -> str:
+        """The HTTP base URL, e.g. ``http://127.0.0.1:8000``."""
+        return self.handle.url
+
+    @property
+    def grpc_url(self) -> str:
+        """The gRPC address, ``host:port``."""
+        return self.handle.grpc_url
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus metrics URL."""
+        return self.handle.metrics_url
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file."""
+        return self.handle.log_path
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server log."""
+        return self._process.log_tail(lines) if self._process else "(not running)"
+
+    def stop(self) -> None:
+        """Stop the process group and remove the run directory (kept when ``keep_run_dir``)."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        self._handle = None
+        if self.run_dir is not None and not self.keep_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class EmbeddedTriton:
+class EmbeddedTriton(ServerLifecycle):
     """The embedded default: a real Triton with the CPU engine behind TRT-LLM's five models.
 
     ``with EmbeddedTriton(profile="instant") as server: server.url`` starts it on free loopback ports and
@@ -369,7 +443,7 @@ class EmbeddedTriton:
 
         render_repository(TEMPLATES_DIR, repository, self.repository_values(engine_dir, tokenizer_dir))
         shm_prefix = f"trtclient_{os.getpid()}_{uuid.uuid4().hex[:8]}_"
-        host = _host(self.address)
+        host = url_host(self.address)
         argv = [
             str(toolchain.tritonserver),
             f"--model-repository={repository}",
@@ -439,53 +513,3 @@ class EmbeddedTriton:
             "add_special_tokens": "false",
             "skip_special_tokens": "true",
         }
-
-    @property
-    def handle(self) -> ServerHandle:
-        """Where the running server answers."""
-        if self._handle is None:
-            raise RuntimeError("the embedded server is not running")
-        return self._handle
-
-    @property
-    def url(self) -> str:
-        """The HTTP base URL, e.g. ``http://127.0.0.1:8000``."""
-        return self.handle.url
-
-    @property
-    def grpc_url(self) -> str:
-        """The gRPC address, ``host:port``."""
-        return self.handle.grpc_url
-
-    @property
-    def metrics_url(self) -> str:
-        """The Prometheus metrics URL."""
-        return self.handle.metrics_url
-
-    @property
-    def log_path(self) -> Path:
-        """The server's log file."""
-        return self.handle.log_path
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server log."""
-        return self._process.log_tail(lines) if self._process else "(not running)"
-
-    def stop(self) -> None:
-        """Stop the server and remove its run directory (kept when ``keep_run_dir``)."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        self._handle = None
-        if self.run_dir is not None and not self.keep_run_dir:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            self.run_dir = None
-
-    def __enter__(self) -> EmbeddedTriton:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

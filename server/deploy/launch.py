@@ -23,12 +23,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from trtclient.errors import SetupError
 from trtclient.server.engine_config import EngineConfig, read_engine_config
-from trtclient.server.launcher import ServerHandle, TritonProcess, ensure_port_free, free_port, is_loopback
+from trtclient.server.launcher import (
+    ServerHandle,
+    ServerLifecycle,
+    TritonProcess,
+    ensure_port_free,
+    free_port,
+    is_loopback,
+    url_host,
+)
 from trtclient.server.paths import TEMPLATES_DIR, cache_dir
 from trtclient.server.render import RenderResult, RepositoryOptions, render_repository
 
@@ -132,11 +139,11 @@ class LaunchPlan:
     @property
     def http_url(self) -> str:
         """Base URL of rank 0's HTTP endpoint."""
-        return f"http://{_host(self.address)}:{self.ports.http}"
+        return f"http://{url_host(self.address)}:{self.ports.http}"
 
 
 @dataclass
-class GpuTriton:
+class GpuTriton(ServerLifecycle):
     """Triton serving a TensorRT-LLM engine directory, started like the embedded server.
 
     ``repository`` holds :class:`~trtclient.server.render.RepositoryOptions` fields (e.g.
@@ -270,7 +277,7 @@ class GpuTriton:
         except BaseException:
             self._process = None
             raise
-        host = _host(plan.address)
+        host = url_host(plan.address)
         self._handle = ServerHandle(
             url=plan.http_url,
             grpc_url=f"{host}:{plan.ports.grpc}",
@@ -279,36 +286,6 @@ class GpuTriton:
             pid=self._process.pid,
         )
         return self._handle
-
-    @property
-    def handle(self) -> ServerHandle:
-        """Where the running server answers."""
-        if self._handle is None:
-            raise RuntimeError("the server is not running")
-        return self._handle
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server log."""
-        return self._process.log_tail(lines) if self._process else "(not running)"
-
-    def stop(self) -> None:
-        """Stop the process group and remove the run directory (a ``model_repo_out`` is kept)."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        self._handle = None
-        if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            self.run_dir = None
-
-    def __enter__(self) -> GpuTriton:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _default_models(template_dir: Path) -> list[str] | None:
@@ -322,10 +299,6 @@ def _require_executable(path: str, name: str, flag: str) -> None:
             f"{name} not found at {path}: pass {flag} (inside the Triton TensorRT-LLM container it is "
             f"{DEFAULT_TRITONSERVER})"
         )
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
 
 
 # --- the command line ---------------------------------------------------------------------------------
