@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
 
 from trtclient.server.launcher import SHM_DIR
 
-SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
+from processes import SERVER_PROCESS_NAMES  # noqa: E402
 
 
 def server_things() -> set[str]:

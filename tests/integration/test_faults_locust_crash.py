@@ -12,9 +12,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -24,23 +22,15 @@ from trtclient.records import RequestRecord, read_records
 from trtclient.server.launcher import SHM_DIR, EmbeddedTriton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
+from processes import SERVER_PROCESS_NAMES, alive, server_processes, wait_for  # noqa: E402
 from server_crash import CrashAndRestart  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.locust]
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
 REQUEST_ROW = ("POST", "/v2/models/ensemble/generate_stream")
 TOTALS = re.compile(r"test totals: ok=(\d+) failed=(\d+) cancelled=(\d+)")
 SUMMARY = re.compile(r"requests ok (\d+), failed (\d+), cancelled (\d+)")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def record_lines(path: Path) -> int:
@@ -48,28 +38,6 @@ def record_lines(path: Path) -> int:
         return path.read_text().count("\n")
     except FileNotFoundError:
         return 0
-
-
-def server_processes(parent: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for child in parent.children(recursive=True):
-        try:
-            if child.name() in SERVER_PROCESS_NAMES:
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in processes:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return out
 
 
 def locust(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -11,9 +11,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -22,17 +20,10 @@ import pytest
 from trtclient.records import read_records
 from trtclient.server.launcher import SHM_DIR
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
+from processes import SERVER_PROCESS_NAMES, alive, server_processes, wait_for  # noqa: E402
+
 pytestmark = pytest.mark.integration
-
-SERVER_PROCESS_NAMES = {"tritonserver", "triton_python_backend_stub"}
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def record_lines(path: Path) -> int:
@@ -40,29 +31,6 @@ def record_lines(path: Path) -> int:
         return sum(1 for line in path.read_text().splitlines() if line.endswith("}"))
     except FileNotFoundError:
         return 0
-
-
-def server_processes(bench: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for child in bench.children(recursive=True):
-        try:
-            if child.name() in SERVER_PROCESS_NAMES:
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
-    """The processes still running (zombies waiting for their parent count as gone)."""
-    out = []
-    for p in processes:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return out
 
 
 def start_bench(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]:
