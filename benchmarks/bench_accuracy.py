@@ -9,10 +9,15 @@ Two truths, each at 64 concurrent streams and under 1.5k events/s in total:
 2. The fast loopback source (``benchmarks.sse_source``, 50 ms between tokens): it stamps
    ``first_token_time_ns`` right before writing the event, so the lag is loopback plus the client alone.
 
-Each truth is read by the load engine (``Runner`` + ``AsyncTritonClient``) and, interleaved in the same
-run, by a minimal aiohttp reader that stamps each read as it returns: the difference between the two is
-what the load engine adds. Stamps of both are ``perf_counter_ns`` readings converted to the epoch with
-``trtclient.timing.to_epoch_ns``.
+Each truth is read, interleaved in the same run, by:
+
+- the load engine (``Runner`` + ``AsyncTritonClient``) as it runs by default: arrivals are the kernel's
+  receive times of the bytes (``trtclient.rxstamp``), so its own busy moments do not count;
+- the same load engine stamping when it reads (``kernel_stamps = False``): what a client that stamps
+  in user space measures, including its own delays;
+- a minimal aiohttp reader that stamps each read as it returns: the floor for user-space stamping.
+
+Stamps are ``perf_counter_ns`` readings converted to the epoch with ``trtclient.timing.to_epoch_ns``.
 """
 
 from __future__ import annotations
@@ -46,9 +51,11 @@ Lags = tuple[list[float], float]
 """First-token lags in ms, and content events per second over the run."""
 
 
-async def engine_lags(url: str) -> Lags:
+async def engine_lags(url: str, kernel_stamps: bool = True) -> Lags:
     """The load engine: ``STREAMS`` workers, ``REQUESTS`` measured after one warm-up wave."""
-    async with AsyncTritonClient(url, max_retries=0) as client:
+    client = AsyncTritonClient(url, max_retries=0)
+    client.kernel_stamps = kernel_stamps
+    async with client:
         runner = Runner(
             client,
             FixedPrompt(PROMPT, TOKENS),
@@ -57,9 +64,16 @@ async def engine_lags(url: str) -> Lags:
         )
         result = await runner.run()
     measured = [r for r in result.records if not r.warmup and r.status == "ok"]
+    expected = "kernel" if kernel_stamps else "read"
+    assert all(r.arrival_clock == expected for r in measured), "arrival stamps are not what was asked"
     lags = [lag / 1e6 for lag in map(m.engine_first_token_lag_ns, measured) if lag is not None]
     events = sum(len(r.event_ns) for r in result.records)
     return lags, events / result.client.wall_s
+
+
+async def engine_read_lags(url: str) -> Lags:
+    """The load engine stamping its reads instead of the kernel's arrivals."""
+    return await engine_lags(url, kernel_stamps=False)
 
 
 async def raw_lags(url: str) -> Lags:
@@ -105,20 +119,21 @@ async def raw_lags(url: str) -> Lags:
 def _line(label: str, lags: list[float], rate: float) -> str:
     s = m.summarize(lags)
     if s is None:
-        return f"  {label:<26} no data"
+        return f"  {label:<32} no data"
     return (
-        f"  {label:<26} n {s.count:4d}  min {s.min:6.2f}  p50 {s.p50:6.2f}  p90 {s.p90:6.2f}  "
+        f"  {label:<32} n {s.count:4d}  min {s.min:6.2f}  p50 {s.p50:6.2f}  p90 {s.p90:6.2f}  "
         f"p99 {s.p99:6.2f}  max {s.max:6.2f} ms   {rate:6.0f} events/s"
     )
 
 
 def _compare(title: str, url: str) -> dict[str, list[float]]:
     print(title, flush=True)
-    pooled: dict[str, list[float]] = {"load engine": [], "minimal reader": []}
     readers: dict[str, Callable[[str], Awaitable[Lags]]] = {
         "load engine": engine_lags,
+        "engine, read stamps": engine_read_lags,
         "minimal reader": raw_lags,
     }
+    pooled: dict[str, list[float]] = {label: [] for label in readers}
     for round_ in range(ROUNDS):
         for label, reader in readers.items():
             lags, rate = asyncio.run(reader(url))
@@ -129,7 +144,11 @@ def _compare(title: str, url: str) -> dict[str, list[float]]:
 
 def _rows(truth: str, pooled: dict[str, list[float]]) -> list[Row]:
     rows = []
-    for label, key in (("load engine", "engine"), ("minimal reader", "raw")):
+    for label, key in (
+        ("load engine", "engine"),
+        ("engine, read stamps", "engine read"),
+        ("minimal reader", "raw"),
+    ):
         s = m.summarize(pooled[label])
         if s is not None:
             rows.append(Row(NAME, f"first-token lag p50, {truth}, {key}", s.p50, "ms", f"{STREAMS} streams"))

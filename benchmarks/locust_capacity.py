@@ -9,7 +9,10 @@ one stream's length (so that, as in real traffic, streams do not start in lockst
 
 * Locust: ``locust -f locustfiles/concurrency.py --headless -u N`` — one standalone process, which is
   what one worker is in a distributed run;
-* trtclient bench: :func:`trtclient.bench.session.run_bench` with ``Concurrency(N)``, in this process.
+* trtclient bench: :func:`trtclient.bench.session.run_bench` with ``Concurrency(N)``, in this process,
+  stamping event arrivals when it reads them (``kernel_stamps=False``) as Locust does, so that both
+  lags include the client's own delays (by default the bench stamps the kernel's receive times, which
+  a busy client does not delay).
 
 Per level and tool: content events per second delivered, the first token's lag behind the source's
 stamp (p50, p99) — the TTFT error — and client CPU (cores, and microseconds per event). The first
@@ -176,6 +179,7 @@ def run_trtclient_bench(url: str, streams: int) -> Level:
         ramp_up_s=STREAM_S,
         perf_metrics=True,
         scrape_metrics=False,
+        kernel_stamps=False,  # stamp reads, as Locust does: the lag then shows the client's own delay
     )
     sampler = CpuSampler(os.getpid(), WARMUP_S, WINDOW_S - 0.5).start()
     outcome = asyncio.run(run_bench(spec, url))

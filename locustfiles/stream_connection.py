@@ -126,6 +126,7 @@ class Connection:
         try:
             record.headers_ns = now_ns()
             record.http_status = response.status_code
+            record.arrival_clock = "read"
             if response.status_code != 200:
                 payload = response.read()
                 raise protocol.status_error(

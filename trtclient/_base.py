@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from trtclient import errors, protocol
 from trtclient.constants import DEFAULT_CONNECTIONS, DEFAULT_MODEL
 from trtclient.protocol import DEFAULT_TIMEOUT, ModelInputs, RetryPolicy, StreamState, TextMode, Timeout
+from trtclient.records import ArrivalClock
 from trtclient.schema import GenerateRequest
 
 __all__ = ["BaseClient", "BaseStream", "Closable", "Endpoint", "Transport"]
@@ -144,6 +145,7 @@ class BaseStream(Generic[SourceT]):
         self.sent_ns = 0
         self.headers_ns = 0
         self.status_code = 0
+        self.arrival_clock: ArrivalClock = "read"
         self.response_headers: dict[str, str] = {}
         self.attempts = 0
         self.url = ""

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace, TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
-from trtclient import errors, protocol
+from trtclient import errors, protocol, rxstamp
 from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
 from trtclient.constants import USER_AGENT
 from trtclient.prometheus import Sample, parse_metrics
@@ -79,7 +83,15 @@ class AsyncTritonClient(BaseClient):
     ``check_inputs``: read the model's metadata once and refuse inputs it does not have;
     ``text_mode``: ``"delta"``/``"cumulative"`` to override the streamed-text detection.
     One client belongs to one event loop.
+
+    Streamed events are stamped with the kernel's receive time of their bytes where the platform
+    allows it (:mod:`trtclient.rxstamp`: Linux, plain HTTP, asyncio's own event loop), so a busy event
+    loop does not delay the stamps; each stream's ``arrival_clock`` says ``"kernel"`` or ``"read"``.
+    Set ``kernel_stamps = False`` on a client before its first request to stamp reads instead.
     """
+
+    kernel_stamps: bool = True
+    """Stamp streamed events with the kernel's receive time where available (see the class docs)."""
 
     def _init_io(self) -> None:
         # The transport is built from the first awaited call, inside the loop that uses it.
@@ -117,7 +129,9 @@ class AsyncTritonClient(BaseClient):
 
             impl = AsyncGRPCTransport.for_endpoint(endpoint)
         else:
-            impl = _AsyncHTTPTransport(endpoint, connections=self._connections)
+            impl = _AsyncHTTPTransport(
+                endpoint, connections=self._connections, kernel_stamps=self.kernel_stamps
+            )
         self._transport_impl = impl
         return impl
 
@@ -266,7 +280,9 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
     Filled as it progresses: ``start_ns`` (call began, before the pool), ``sent_ns`` (request
     written), ``headers_ns`` (response headers arrived), ``first_arrival_ns``/``last_arrival_ns``
     (events), ``status_code``, ``response_headers`` (credentials redacted), ``events`` (chunks so
-    far), ``text`` (full text so far), ``attempts``. All stamps are ``trtclient.timing.now_ns()``.
+    far), ``text`` (full text so far), ``attempts``, ``arrival_clock`` (``"kernel"`` when event
+    arrivals are the kernel's receive times, else ``"read"``). All stamps are
+    ``trtclient.timing.now_ns()``.
     """
 
     def __init__(self, client: AsyncTritonClient, request: GenerateRequest, model: str) -> None:
@@ -337,12 +353,31 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
 # --- HTTP over aiohttp ----------------------------------------------------------------------------
 
 
+class _StampingHandler(ResponseHandler):
+    """aiohttp's connection protocol, on a transport that reads with kernel receive timestamps."""
+
+    rx: rxstamp.RxClock | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.rx = rxstamp.install(transport)
+
+
 def _make_session(
-    endpoint: Endpoint, *, connections: int, trace: aiohttp.TraceConfig | None = None
+    endpoint: Endpoint,
+    *,
+    connections: int,
+    trace: aiohttp.TraceConfig | None = None,
+    kernel_stamps: bool = False,
 ) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, ssl=protocol.ssl_option(endpoint.verify, endpoint.cert)
     )
+    if kernel_stamps and rxstamp.kernel_stamps_supported() and hasattr(connector, "_factory"):
+        # The connector builds each connection's protocol from this factory (aiohttp internals; a
+        # version without it keeps stamping reads).
+        factory = functools.partial(_StampingHandler, loop=asyncio.get_running_loop())
+        connector._factory = cast("functools.partial[ResponseHandler]", factory)
     timeout = endpoint.timeout
     client_timeout = aiohttp.ClientTimeout(
         total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
@@ -407,14 +442,16 @@ def _read_timeout(url: str) -> errors.ReadTimeoutError:
 class _AsyncHTTPTransport:
     """Triton's HTTP/REST API over one aiohttp session."""
 
-    def __init__(self, endpoint: Endpoint, *, connections: int) -> None:
+    def __init__(self, endpoint: Endpoint, *, connections: int, kernel_stamps: bool = False) -> None:
         self.url = endpoint.url
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(_on_headers_sent)
         trace.freeze()
         # aiohttp binds a session to the running loop: the client builds its transport lazily, from
         # its first awaited call, so the session is always created inside the loop that uses it.
-        self.session = _make_session(endpoint, connections=connections, trace=trace)
+        self.session = _make_session(
+            endpoint, connections=connections, trace=trace, kernel_stamps=kernel_stamps
+        )
         read = endpoint.timeout.read
         self.watchdog = _ReadWatchdog(read) if read is not None else None
 
@@ -505,6 +542,7 @@ class _AsyncHTTPTransport:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=bool(stamp.ns)) from exc
         stream.headers_ns = now_ns()
+        headers_wall_ns = time.time_ns()
         stream.sent_ns = stamp.ns
         stream.status_code = response.status
         stream.response_headers = protocol.safe_headers(response.headers)
@@ -519,8 +557,16 @@ class _AsyncHTTPTransport:
             raise protocol.response_error(
                 response.status, payload, url=url, retry_after=response.headers.get("Retry-After")
             )
-        source = _AiohttpSource(response, stream.state, url, self.watchdog)
         handler = response.connection.protocol if response.connection is not None else None
+        rx: rxstamp.RxClock | None = getattr(handler, "rx", None)
+        if rx is not None and rx.reads:
+            # The headers were complete by the latest read before now: stamp them with its arrival.
+            kernel_ns = rx.attach(response.content)
+            stream.headers_ns = rxstamp.local_stamp(kernel_ns, stream.headers_ns, headers_wall_ns, stamp.ns)
+            stream.arrival_clock = "kernel"
+        else:
+            rx = None
+        source = _AiohttpSource(response, stream.state, url, self.watchdog, rx, stream)
         if self.watchdog is not None and handler is not None:
             # aiohttp re-arms a timer on every packet for its read timeout; during the body the
             # watchdog checks silence instead, at no cost per event.
@@ -537,19 +583,32 @@ class _AiohttpSource:
         "_expired",
         "_pending",
         "content",
+        "floor_ns",
+        "stream_ref",
         "decoder",
         "last_read_ns",
         "response",
+        "rx",
         "state",
         "url",
         "watchdog",
     )
 
     def __init__(
-        self, response: aiohttp.ClientResponse, state: StreamState, url: str, watchdog: _ReadWatchdog | None
+        self,
+        response: aiohttp.ClientResponse,
+        state: StreamState,
+        url: str,
+        watchdog: _ReadWatchdog | None,
+        rx: rxstamp.RxClock | None = None,
+        stream: AsyncGenerateStream | None = None,
     ) -> None:
         self.response = response
         self.content = response.content
+        self.rx = rx
+        # Weakly: the stream refers to its source, and must stay collectable by reference counting.
+        self.stream_ref = weakref.ref(stream) if stream is not None else None
+        self.floor_ns = stream.headers_ns if stream is not None else 0
         self.decoder = SSEDecoder()
         self.state = state
         self.url = url
@@ -574,16 +633,32 @@ class _AiohttpSource:
             if self._expired:
                 raise _read_timeout(self.url)
             self.state.finish(self.decoder.finish())
-            self.response.release()
             self._forget()
+            self.response.release()
             return None
-        events = self.decoder.feed(data, arrival)
+        rx = self.rx
+        if rx is None:
+            events = self.decoder.feed(data, arrival)
+        else:
+            pieces = rx.segments(data, arrival, time.time_ns(), self.floor_ns)
+            if len(pieces) == 1:
+                events = self.decoder.feed(*pieces[0])
+            else:
+                events = [event for piece in pieces for event in self.decoder.feed(*piece)]
+            if rx.missed:
+                self._downgrade_clock()
         if not events:
             return []
         if len(events) == 1:
             return [self.state.chunk_from_event(events[0])]
         chunks, self._pending = protocol.chunks_from_events(self.state, events)
         return chunks
+
+    def _downgrade_clock(self) -> None:
+        """Some arrivals came without a kernel stamp: the stream no longer claims kernel stamps."""
+        stream = self.stream_ref() if self.stream_ref is not None else None
+        if stream is not None:
+            stream.arrival_clock = "read"
 
     def expire(self) -> None:
         """Called by the watchdog: the server has been silent too long; fail the pending read."""
@@ -597,6 +672,9 @@ class _AiohttpSource:
 
     def _forget(self) -> None:
         self._closed = True
+        if self.rx is not None:
+            self.rx.detach()
+            self.rx = None
         if self.watchdog is not None:
             self.watchdog.discard(self)
 

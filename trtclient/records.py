@@ -22,10 +22,14 @@ from typing import IO, Any, Literal, get_args
 
 from trtclient.timing import EPOCH_OFFSET_NS
 
-__all__ = ["JsonlSink", "RequestRecord", "Status", "TokenSource", "read_records"]
+__all__ = ["ArrivalClock", "JsonlSink", "RequestRecord", "Status", "TokenSource", "read_records"]
 
 Status = Literal["ok", "failed", "cancelled"]
 """How a request ended."""
+
+ArrivalClock = Literal["kernel", "read"]
+"""What stamped the arrival of streamed events: the kernel's receive time of their bytes
+(``SO_TIMESTAMPNS``, :mod:`trtclient.rxstamp`) or the client reading them."""
 
 TokenSource = Literal["server", "tokenizer", "events"]
 """Where a token count came from, best first: the server's own count (``num_output_tokens`` /
@@ -60,6 +64,8 @@ class RequestRecord:
     """Output tokens in each content event as the server reported them (empty when it did not)."""
     other_event_ns: list[int] = field(default_factory=list)
     """Arrival of events that carried no content (e.g. a last event with only counts or timings)."""
+    arrival_clock: ArrivalClock | None = None
+    """What stamped ``event_ns`` and ``other_event_ns``: ``"kernel"`` or ``"read"`` (None: no response)."""
     end_ns: int | None = None
     """When the request ended: the stream's end, the failure, or the cancellation."""
     status: Status = "cancelled"

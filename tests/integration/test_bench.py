@@ -63,6 +63,7 @@ async def test_tutorial_burst_is_recorded_request_by_request(
     assert report.metrics.counts == m.RequestCounts(sent=20, ok=20, failed=0, cancelled=0, warmup=0)
     assert report.config["request_options"]["server_token_counts"] is True
     assert report.config["request_options"]["perf_metrics"] is True  # loopback: clocks compare
+    assert report.config["arrival_clock"] == "kernel" and not report.notes
     assert len({r.intended_ns for r in records}) == 1  # all at once
     for r in records:
         assert r.sent_ns is not None and r.headers_ns is not None and r.end_ns is not None
@@ -71,7 +72,7 @@ async def test_tutorial_burst_is_recorded_request_by_request(
         assert (r.output_tokens, r.output_tokens_source) == (20, "server")
         assert r.token_counts["events_output"] == 20 and r.http_status == 200
         assert r.input_tokens_source == "server" and r.input_tokens
-        assert "first_token_time_ns" in r.engine_ns
+        assert "first_token_time_ns" in r.engine_ns and r.arrival_clock == "kernel"
     # written in completion order, one line per request
     assert sorted(read_records(path), key=lambda r: r.index) == records
     assert report.server is not None and report.server["models"]["ensemble"]["requests"] >= 20
@@ -92,6 +93,7 @@ def test_command_writes_every_output(
     assert "TTFT" in console and "8 sent: 8 ok" in console
     summary = json.loads(out["s.json"].read_text())
     assert summary["schema"] == "trtclient.bench/1"
+    assert summary["config"]["arrival_clock"] == "kernel"
     assert summary["requests"] == {"sent": 8, "ok": 8, "failed": 0, "cancelled": 0, "warmup": 0}
     for key in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
         block = summary[key]
@@ -283,6 +285,7 @@ async def first_token_lags(url: str, requests: int) -> tuple[list[float], float]
     outcome = await run_bench(spec, url)
     records = outcome.result.records
     assert outcome.report.metrics.counts.ok == requests
+    assert outcome.report.config["arrival_clock"] == "kernel"
     lags = [lag / 1e6 for lag in map(m.engine_first_token_lag_ns, m.measured(records)) if lag is not None]
     assert len(lags) == requests
     events = sum(len(r.event_ns) for r in records)
@@ -290,10 +293,10 @@ async def first_token_lags(url: str, requests: int) -> tuple[list[float], float]
 
 
 async def test_first_token_arrives_within_a_few_ms_of_the_fast_source_writing_it(fast_source: str) -> None:
-    """Loopback plus the client alone: the source stamps each event just before writing it.
-
-    On a quiet two-core machine p99 is 0.5-3 ms (``benchmarks/bench_accuracy.py``); the bound leaves room
-    for the other processes sharing the cores."""
+    """Loopback alone: the source stamps each event just before writing it, the bench stamps the
+    kernel's receipt. On a two-core machine p99 is about 0.05 ms (``benchmarks/bench_accuracy.py``;
+    stamping reads instead: 0.6-1.2 ms); the bound leaves room for the other processes sharing the
+    cores, which can hold up the source between its stamp and its write."""
     lags, events_per_s = await first_token_lags(fast_source, requests=128)
     assert events_per_s < 1500
     s = m.summarize(lags)
@@ -303,11 +306,12 @@ async def test_first_token_arrives_within_a_few_ms_of_the_fast_source_writing_it
 
 async def test_first_token_lag_against_the_cpu_engine_timestamps(orin_server: ServerHandle) -> None:
     """The engine stamps each streamed token just before it sends it, so the lag is the ensemble's
-    postprocessing and HTTP path plus the client. On a quiet two-core machine p99 is a few ms
-    (``benchmarks/bench_accuracy.py`` prints it beside a minimal reader); the bound leaves room for a
-    shared, noisy machine while still failing a client that stamps late or buffers."""
+    postprocessing and HTTP path up to the kernel's receipt (the bench stamps the kernel's receive time,
+    so its own busy moments do not count). On a two-core machine p99 is 1.5-2.5 ms
+    (``benchmarks/bench_accuracy.py`` prints it beside read stamps and a minimal reader); the bound
+    leaves room for a shared, noisy machine while still failing a client that stamps late or buffers."""
     lags, events_per_s = await first_token_lags(orin_server.url, requests=64)
     assert events_per_s < 1500
     s = m.summarize(lags)
     assert s is not None and s.min >= -1.0
-    assert s.p99 <= 30.0, s
+    assert s.p99 <= 10.0, s

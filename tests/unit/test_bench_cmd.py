@@ -77,6 +77,7 @@ def test_defaults_are_the_tutorial_burst() -> None:
     )
     assert next(s.workload.prompts()).max_tokens == 20
     assert s.force_output_length == "auto" and not s.workload_sets_lengths
+    assert s.kernel_stamps and not spec("--read-stamps").kernel_stamps
 
 
 def test_shapes_and_stop_conditions() -> None:

@@ -11,7 +11,6 @@ import asyncio
 import gc
 import logging
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -460,21 +459,6 @@ def test_header_values_are_sent_but_never_shown(
 
 
 # --- TLS -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def test_https_with_a_ca_bundle_or_without_verification(certificate: tuple[str, str], mode: str) -> None:

@@ -37,6 +37,7 @@ class FakeStream:
         self.script = script
         self.fail_on_open = fail_on_open
         self.sent_ns = self.headers_ns = self.status_code = 0
+        self.arrival_clock = "read"
 
     async def __aenter__(self) -> FakeStream:
         if self.fail_on_open is not None:
@@ -112,6 +113,7 @@ async def test_content_events_token_counts_and_engine_stamps() -> None:
     result = await Runner(FakeClient(script), One(), burst(1), tokenizer=CharCounter()).run()  # type: ignore[arg-type]
     (r,) = result.records
     assert r.status == "ok" and len(r.event_ns) == 2 and len(r.other_event_ns) == 2
+    assert r.arrival_clock == "read"  # as the stream reported it
     assert r.event_tokens == [2, 1]
     assert r.token_counts == {
         "events_output": 2,

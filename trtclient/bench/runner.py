@@ -35,7 +35,7 @@ from trtclient.bench.schedule import (
 )
 from trtclient.bench.workload import Prompt, TokenCounter, Workload
 from trtclient.protocol import error_kind, make_request
-from trtclient.records import JsonlSink, RequestRecord
+from trtclient.records import ArrivalClock, JsonlSink, RequestRecord
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.timing import now_ns
 
@@ -57,6 +57,8 @@ class ChunkStream(Protocol):
     """When the response headers arrived (0: never)."""
     status_code: int
     """HTTP status (0: no response)."""
+    arrival_clock: ArrivalClock
+    """What stamps event arrivals: the kernel's receive time or the client's read."""
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
 
@@ -326,6 +328,8 @@ class Runner:
             record.sent_ns = stream.sent_ns or None
             record.headers_ns = stream.headers_ns or None
             record.http_status = stream.status_code or None
+            if record.http_status is not None or record.event_ns or record.other_event_ns:
+                record.arrival_clock = stream.arrival_clock
 
     def _finish(self, live: RecordBuilder) -> None:
         record = live.record

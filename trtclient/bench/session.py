@@ -26,7 +26,7 @@ from trtclient.bench.workload import Prompt, TokenCounter, Workload, WorkloadErr
 from trtclient.client import AsyncTritonClient
 from trtclient.errors import TritonError
 from trtclient.protocol import ModelInputs, Timeout, redact_url
-from trtclient.records import JsonlSink
+from trtclient.records import JsonlSink, RequestRecord
 from trtclient.timing import EPOCH_OFFSET_NS
 
 __all__ = ["BenchError", "BenchOutcome", "BenchSpec", "describe_shape", "run_bench"]
@@ -63,6 +63,8 @@ class BenchSpec:
     records_path: Path | None = None
     scrape_metrics: bool = True
     scrape_interval_s: float = 0.5
+    kernel_stamps: bool = True
+    """Stamp event arrivals with the kernel's receive time where available (False: the client's reads)."""
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     """Sent with every request (e.g. an API key); only their names reach reports."""
     verify: bool | str = True
@@ -166,6 +168,14 @@ def _config(spec: BenchSpec, url: str, options: RequestOptions, extra: Mapping[s
     }
 
 
+def arrival_clock(records: list[RequestRecord]) -> str | None:
+    """What stamped the run's event arrivals: ``"kernel"``, ``"read"``, ``"mixed"``, None (no response)."""
+    clocks = {r.arrival_clock for r in records if r.arrival_clock is not None}
+    if len(clocks) > 1:
+        return "mixed"
+    return clocks.pop() if clocks else None
+
+
 async def _model_inputs(client: AsyncTritonClient, url: str, model: str) -> ModelInputs:
     try:
         return await client.model_inputs(model)
@@ -185,7 +195,7 @@ async def run_bench(
     """Run ``spec`` against the Triton at ``url``; set ``stop`` to end early with a partial report."""
     notes: list[str] = []
     timeout = Timeout(read=spec.read_timeout_s)
-    async with AsyncTritonClient(
+    client = AsyncTritonClient(
         url,
         model=spec.model,
         transport=spec.transport,
@@ -194,7 +204,9 @@ async def run_bench(
         metrics_url=metrics_url,
         headers=spec.headers,
         verify=spec.verify,
-    ) as client:
+    )
+    client.kernel_stamps = spec.kernel_stamps
+    async with client:
         inputs = await _model_inputs(client, url, spec.model)
         options = _resolve_options(spec, inputs, url, notes)
         options.build(Prompt("check", "check", 1))  # a bad --param fails here, before any load
@@ -224,8 +236,14 @@ async def run_bench(
             if scraper is not None:
                 await scraper.stop()
     run_metrics = m.compute_metrics(result.records, spec.slos_ns)
+    clock = arrival_clock(result.records)
+    if spec.kernel_stamps and clock in ("read", "mixed"):
+        notes.append(
+            "event arrivals were stamped when read: kernel receive times need Linux, plain HTTP "
+            "and asyncio's own event loop"
+        )
     report = Report(
-        config=_config(spec, url, options, extra_config or {}),
+        config=_config(spec, url, options, {"arrival_clock": clock, **(extra_config or {})}),
         metrics=run_metrics,
         client=result.client,
         server=scraper.summary() if scraper is not None else None,

@@ -49,6 +49,11 @@ def register(subparsers: Any) -> None:
     server.add_argument("--metrics-url", help="Triton /metrics URL (default: port 8002 of --url's host)")
     server.add_argument("--no-server-metrics", action="store_true", help="do not scrape Triton's /metrics")
     server.add_argument(
+        "--read-stamps",
+        action="store_true",
+        help="stamp event arrivals when the client reads them, not with the kernel's receive time",
+    )
+    server.add_argument(
         "--profile", default="orin-int4", help="embedded server timing profile (default: orin-int4)"
     )
     server.add_argument(
@@ -313,6 +318,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         transport=args.transport,
         records_path=args.records,
         scrape_metrics=not args.no_server_metrics,
+        kernel_stamps=not args.read_stamps,
         headers=parse_headers(args.header),
         verify=_verify(args),
     )

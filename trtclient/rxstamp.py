@@ -1,0 +1,207 @@
+"""Kernel receive timestamps: when the bytes reached this machine, not when the event loop got to them.
+
+A stamp taken in user space after a read includes everything that kept the event loop from reading:
+other callbacks, a garbage collection, the process waiting for a CPU. In a load test those delays are
+largest exactly when many streams produce tokens at once, so user-space stamps make the client look
+like part of the server. Linux records the time each TCP segment arrived and hands it back on request
+(``SO_TIMESTAMPNS``; ``recvmsg`` returns the arrival of the newest segment it read as an
+``SCM_TIMESTAMPNS`` message, see ``socket(7)`` and ``Documentation/networking/timestamping.rst``).
+
+:func:`install` makes an asyncio socket transport read that way and attaches a :class:`RxClock`, which
+keeps, for the response currently being read, how many payload bytes each read had delivered and when
+it arrived. :meth:`RxClock.segments` then splits what a reader took from its buffer into pieces
+stamped with their kernel arrival, converted to the ``now_ns()`` scale by the age of the bytes
+(wall clock now − kernel stamp), so a wall-clock step between runs changes nothing.
+
+Only the plain selector transport of CPython's asyncio is hooked, through two of its private members
+(``_read_ready_cb`` and ``_sock``); anything else (TLS, uvloop, another OS) keeps working with
+user-space stamps, and :attr:`RxClock` is simply absent. Stamping is best effort even where it is
+hooked: Linux turns receive timestamping on system-wide, lazily, when the first socket asks for it, so a
+read right after that may come without a stamp. Such bytes keep the read time, and
+:attr:`RxClock.missed` counts them.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["ByteCounter", "RxClock", "install", "kernel_stamps_supported", "local_stamp"]
+
+#: ``SO_TIMESTAMPNS`` and ``SCM_TIMESTAMPNS`` share one value on Linux (asm-generic/socket.h).
+_SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def kernel_stamps_supported() -> bool:
+    """True where sockets can report the kernel arrival time of what they read (Linux)."""
+    return sys.platform.startswith("linux") and _ANCILLARY_SPACE > 0
+
+
+class ByteCounter(Protocol):
+    """A response body buffer that counts the bytes fed into it (aiohttp's ``StreamReader``)."""
+
+    total_bytes: int
+
+
+class RxClock:
+    """The kernel arrival of each read on one connection, against the body bytes it delivered.
+
+    The transport calls :meth:`on_read` after every read; the reader of a response :meth:`attach` es
+    its body buffer once the headers are parsed, takes stamped pieces with :meth:`segments`, and
+    :meth:`detach` es when the body is done.
+    """
+
+    __slots__ = ("_body", "_consumed", "_marks", "_unattached_ns", "missed", "reads")
+
+    def __init__(self) -> None:
+        self._body: ByteCounter | None = None
+        self._marks: deque[tuple[int, int]] = deque()
+        self._consumed = 0
+        self._unattached_ns = 0
+        self.reads = 0
+        """Reads that carried a kernel timestamp (0 means the stamps are not arriving)."""
+        self.missed = 0
+        """Pieces of the current body stamped with the read time, for want of a kernel stamp."""
+
+    def on_read(self, kernel_ns: int) -> None:
+        """One read finished feeding its bytes in; ``kernel_ns`` is its arrival (epoch), 0 if unknown."""
+        if kernel_ns:
+            self.reads += 1
+        body = self._body
+        if body is None:
+            self._unattached_ns = kernel_ns
+        else:
+            self._marks.append((body.total_bytes, kernel_ns))
+
+    def attach(self, body: ByteCounter) -> int:
+        """Start timing a response body (its headers just parsed); bytes already buffered came with the
+        latest read. Returns that read's kernel stamp (epoch ns, 0 if unknown): when the headers were
+        complete at the latest."""
+        latest = self._unattached_ns
+        self._body = body
+        self._marks.clear()
+        self._consumed = 0
+        self.missed = 0
+        if body.total_bytes:
+            self._marks.append((body.total_bytes, latest))
+        self._unattached_ns = 0
+        return latest
+
+    def detach(self) -> None:
+        """The body is done: forget it, so the next response on this connection starts afresh."""
+        self._body = None
+        self._marks.clear()
+        self._unattached_ns = 0
+
+    def segments(self, data: bytes, read_ns: int, wall_ns: int, floor_ns: int = 0) -> list[tuple[bytes, int]]:
+        """Split ``data`` (the next bytes taken from the body) into pieces with their arrival stamps.
+
+        ``read_ns`` is the ``now_ns()`` reading taken when ``data`` was taken and ``wall_ns`` the wall
+        clock at the same moment; stamps are :func:`local_stamp` of each piece's read, never below
+        ``floor_ns``. Pieces without a kernel stamp keep ``read_ns``.
+        """
+        start = self._consumed
+        end = start + len(data)
+        self._consumed = end
+        marks = self._marks
+        pieces: list[tuple[bytes, int]] = []
+        offset = start
+        while marks and offset < end:
+            mark_end, kernel_ns = marks[0]
+            if mark_end <= offset:
+                marks.popleft()
+                continue
+            cut = min(mark_end, end)
+            if not kernel_ns:
+                self.missed += 1
+            stamp = local_stamp(kernel_ns, read_ns, wall_ns, floor_ns)
+            pieces.append((data[offset - start : cut - start], stamp))
+            offset = cut
+            if cut == mark_end:
+                marks.popleft()
+        if offset < end:
+            self.missed += 1
+            pieces.append((data[offset - start :], read_ns))
+        return pieces
+
+
+def local_stamp(kernel_ns: int, read_ns: int, wall_ns: int, floor_ns: int = 0) -> int:
+    """A kernel stamp (epoch ns) on the ``now_ns()`` scale: ``read_ns`` minus the age of the bytes.
+
+    ``wall_ns`` is the wall clock read next to ``read_ns``. The result lies between ``floor_ns`` and
+    ``read_ns`` whatever the clocks did; an unknown stamp (0) gives ``read_ns``.
+    """
+    if not kernel_ns:
+        return read_ns
+    return max(floor_ns, read_ns - max(0, wall_ns - kernel_ns))
+
+
+def install(transport: Any) -> RxClock | None:
+    """Make ``transport`` read with kernel timestamps and return its clock; None where it can't.
+
+    ``transport`` must be CPython's selector socket transport feeding a plain (not buffered) protocol.
+    """
+    if not kernel_stamps_supported():
+        return None
+    sock = getattr(transport, "_sock", None)
+    current = getattr(transport, "_read_ready_cb", None)
+    plain_reader = getattr(transport, "_read_ready__data_received", None)
+    if not isinstance(sock, socket.socket) or current is None or current != plain_reader:
+        return None
+    if sock.type != socket.SOCK_STREAM:
+        return None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return None
+    clock = RxClock()
+    transport._read_ready_cb = _stamping_reader(transport, sock, clock)
+    return clock
+
+
+def _stamping_reader(transport: Any, sock: socket.socket, clock: RxClock) -> Callable[[], None]:
+    """The transport's read callback, reading with ``recvmsg`` to get each read's arrival time.
+
+    Behaves as the stock callback does: nothing on a spurious wake-up, end of stream on an empty read,
+    a fatal transport error on a failed read or a failing protocol.
+    """
+    recvmsg = sock.recvmsg
+    space = _ANCILLARY_SPACE
+    timestamp_kind = _SO_TIMESTAMPNS
+
+    def read_ready() -> None:
+        if transport._conn_lost:
+            return
+        try:
+            data, ancillary, _flags, _address = recvmsg(transport.max_size, space)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            transport._read_ready__on_eof()
+            return
+        kernel_ns = 0
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == timestamp_kind and len(payload) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                kernel_ns = seconds * 1_000_000_000 + nanoseconds
+        try:
+            transport._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        clock.on_read(kernel_ns)
+
+    return read_ready
