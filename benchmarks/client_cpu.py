@@ -8,7 +8,10 @@ variants run in interleaved rounds and the median round is reported, so drifting
 hits all of them alike. Figures are ratios to bare aiohttp measured side by side in one run.
 
 Variants:
-- ``trtclient``: ``AsyncTritonClient.generate_stream`` (aiohttp underneath, incremental decoder).
+- ``trtclient``: ``AsyncTritonClient.generate_stream`` (aiohttp underneath, incremental decoder,
+  kernel receive timestamps).
+- ``trtclient-read``: the same with ``kernel_stamps = False`` (stamps taken when reading), to show what
+  the kernel timestamps cost.
 - ``aiohttp``: a bare aiohttp loop iterating lines of the body.
 - ``httpx``: a bare ``httpx.AsyncClient`` (default transport) loop over ``aiter_lines()``.
 - ``httpx-raw``: the same client reading ``aiter_raw()`` into trtclient's SSE decoder, to show how
@@ -130,6 +133,8 @@ class _Variants:
         self.stream_url = f"{url}/v2/models/ensemble/generate_stream"
         self.body = json.dumps(BODY).encode()
         self.trt = AsyncTritonClient(url)
+        self.trt_read = AsyncTritonClient(url)
+        self.trt_read.kernel_stamps = False
         self.aio = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         self.hx = httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False)
@@ -137,14 +142,16 @@ class _Variants:
 
     async def close(self) -> None:
         await self.trt.aclose()
+        await self.trt_read.aclose()
         await self.hx_aio.aclose()
         await self.aio.close()
         await self.hx.aclose()
 
-    async def trtclient(self) -> int:
+    async def trtclient(self, client: AsyncTritonClient | None = None) -> int:
         count = 0
         parts: list[str] = []
-        async with self.trt.generate_stream(BODY["text_input"], max_tokens=TOKENS) as stream:
+        trt = client or self.trt
+        async with trt.generate_stream(BODY["text_input"], max_tokens=TOKENS) as stream:
             async for chunk in stream:
                 parts.append(chunk.text)
                 count += 1
@@ -192,6 +199,7 @@ async def _run_all(url: str) -> dict[str, list[Measurement]]:
     variants = _Variants(url)
     table: dict[str, StreamOnce] = {
         "trtclient": variants.trtclient,
+        "trtclient-read": lambda: variants.trtclient(variants.trt_read),
         "aiohttp": variants.aiohttp,
         "httpx": variants.httpx,
         "httpx-raw": variants.httpx_raw,
@@ -224,12 +232,12 @@ def _scenario(title: str, delay_s: float) -> dict[str, Measurement]:
         results = asyncio.run(_run_all(source.url))
     medians = {name: _median(values) for name, values in results.items()}
     base = medians["aiohttp"].cpu_us_per_event
-    print(f"{'client':<13} {'CPU us/event':>12} {'spread':>15} {'x aiohttp':>9} {'events/s':>9}")
+    print(f"{'client':<14} {'CPU us/event':>12} {'spread':>15} {'x aiohttp':>9} {'events/s':>9}")
     for name, median in medians.items():
         per_event = [m.cpu_us_per_event for m in results[name]]
         spread = f"{min(per_event):.1f}-{max(per_event):.1f}"
         ratio, rate = median.cpu_us_per_event / base, median.events_per_s
-        print(f"{name:<13} {median.cpu_us_per_event:>12.1f} {spread:>15} {ratio:>9.2f} {rate:>9.0f}")
+        print(f"{name:<14} {median.cpu_us_per_event:>12.1f} {spread:>15} {ratio:>9.2f} {rate:>9.0f}")
     return medians
 
 

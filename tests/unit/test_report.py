@@ -111,8 +111,20 @@ def test_console_report_reads_at_a_glance() -> None:
     assert any(line.lstrip().startswith("TTFT ") for line in lines)
     assert "first token engine->client" not in text  # rows only for metrics that exist
     assert "note: lengths not forced" in text and "warning: client busy" in text
-    assert "partial results" not in text
+    assert "partial results" not in text and "arrivals stamped" not in text  # clock unknown: no claim
     assert "partial results" in format_console(report(interrupted=True))
+
+
+@pytest.mark.parametrize(
+    ("clock", "shown"),
+    [("kernel", "on receipt (kernel)"), ("read", "when read"), ("mixed", "on receipt or when read")],
+)
+def test_console_says_what_stamped_the_arrivals(clock: str, shown: str) -> None:
+    metrics = m.compute_metrics(RECORDS, None)
+    config = {"description": "test run", "arrival_clock": clock}
+    text = format_console(Report(config=config, metrics=metrics, client=ClientLoad(0.2, 1.0)))
+    (line,) = [line for line in text.splitlines() if line.startswith("client ")]
+    assert line.endswith(f", arrivals stamped {shown}")
 
 
 def test_console_without_any_success_says_so() -> None:

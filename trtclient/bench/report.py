@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 SCHEMA = "trtclient.bench/1"
+_ARRIVAL_CLOCKS = {
+    "kernel": "on receipt (kernel)",
+    "read": "when read",
+    "mixed": "on receipt or when read",
+}
 MS = 1e-6
 
 #: Client CPU (in cores) from which the client may be what limits the run.
@@ -368,8 +373,11 @@ def format_console(report: Report) -> str:
     lines.append("")
     lag = mt.schedule_lag.scaled(MS) if mt.schedule_lag else None
     lag_text = f", schedule lag p99 {lag.p99:.2f} ms" if lag else ""
+    clock = _ARRIVAL_CLOCKS.get(str(report.config.get("arrival_clock")))
+    clock_text = f", arrivals stamped {clock}" if clock else ""
     lines.append(
         f"client       {report.client.cores:.2f} CPU cores over {report.client.wall_s:.2f} s{lag_text}"
+        f"{clock_text}"
     )
     lines.extend(f"note: {n}" for n in report.notes)
     lines.extend(f"warning: {w}" for w in report.warnings)
