@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from trtclient.errors import PortInUseError, ServerStartError
 from trtclient.server.launcher import EmbeddedTriton
 
 __all__ = ["CrashAndRestart"]
@@ -85,14 +86,25 @@ class CrashAndRestart:
                     raise TimeoutError("the killed server's processes did not exit")
                 time.sleep(0.02)
             old = self.server.handle
-            self.replacement = EmbeddedTriton(
-                profile=self.server.profile,
-                max_batch_size=self.server.max_batch_size,
-                http_port=_port(old.url),
-                grpc_port=_port(old.grpc_url),
-                metrics_port=_port(old.metrics_url),
-            )
-            self.replacement.start()
+            while True:
+                replacement = EmbeddedTriton(
+                    profile=self.server.profile,
+                    max_batch_size=self.server.max_batch_size,
+                    http_port=_port(old.url),
+                    grpc_port=_port(old.grpc_url),
+                    metrics_port=_port(old.metrics_url),
+                )
+                try:
+                    replacement.start()
+                except (PortInUseError, ServerStartError) as exc:
+                    # The freed ports lie in the ephemeral range: a client reconnecting meanwhile can
+                    # be given one of them as its own port for a moment. Try again until it lets go.
+                    if "in use" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+                    continue
+                self.replacement = replacement
+                break
         except BaseException as exc:
             self.error = exc
         finally:
