@@ -11,14 +11,16 @@ like part of the server. Linux records the time each TCP segment arrived and han
 keeps, for the response currently being read, how many payload bytes each read had delivered and when
 it arrived. :meth:`RxClock.segments` then splits what a reader took from its buffer into pieces
 stamped with their kernel arrival, converted to the ``now_ns()`` scale by the age of the bytes
-(wall clock now − kernel stamp), so a wall-clock step between runs changes nothing.
+(wall clock now − kernel stamp) rather than by an offset measured once, so a wall-clock step only
+touches bytes that arrived just before it.
 
-Only the plain selector transport of CPython's asyncio is hooked, through two of its private members
-(``_read_ready_cb`` and ``_sock``); anything else (TLS, uvloop, another OS) keeps working with
-user-space stamps, and :attr:`RxClock` is simply absent. Stamping is best effort even where it is
-hooked: Linux turns receive timestamping on system-wide, lazily, when the first socket asks for it, so a
-read right after that may come without a stamp. Such bytes keep the read time, and
-:attr:`RxClock.missed` counts them.
+Only the plain selector transport of CPython's asyncio is hooked (checked on 3.10 to 3.13, which share
+its shape), through private members: its read callback ``_read_ready_cb``, its socket ``_sock``, and
+the helpers the stock callback uses for end of stream and errors. Anything else (TLS, uvloop, another
+OS) keeps working with user-space stamps, and :attr:`RxClock` is simply absent. Stamping is best
+effort even where it is hooked: Linux turns receive timestamping on system-wide, lazily, when the first
+socket asks for it, so a read right after that may come without a stamp. Such bytes keep the read time,
+and :attr:`RxClock.missed` counts them.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class ByteCounter(Protocol):
 class RxClock:
     """The kernel arrival of each read on one connection, against the body bytes it delivered.
 
-    The transport calls :meth:`on_read` after every read; the reader of a response :meth:`attach` es
-    its body buffer once the headers are parsed, takes stamped pieces with :meth:`segments`, and
-    :meth:`detach` es when the body is done.
+    The transport calls :meth:`on_read` after every read. The reader of a response calls
+    :meth:`attach` with its body buffer once the headers are parsed, takes stamped pieces with
+    :meth:`segments`, and calls :meth:`detach` when the body is done.
     """
 
     __slots__ = ("_body", "_consumed", "_marks", "_unattached_ns", "missed", "reads")
