@@ -206,46 +206,15 @@ def test_a_malformed_header_flag_does_not_echo_its_value(capsys: pytest.CaptureF
 # ---------------------------------------------------------------- TLS
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made offline by openssl) and its key."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
-
-
 @pytest.fixture()
-def tls_server(certificate: tuple[Path, Path]) -> Iterator[FaultyTriton]:
+def tls_server(certificate: tuple[str, str]) -> Iterator[FaultyTriton]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*map(str, certificate))
+    context.load_cert_chain(*certificate)
     with FaultyTriton(ssl_context=context) as fake:
         yield fake
 
 
-async def test_https_is_verified_by_default(tls_server: FaultyTriton, certificate: tuple[Path, Path]) -> None:
+async def test_https_is_verified_by_default(tls_server: FaultyTriton, certificate: tuple[str, str]) -> None:
     cert, _ = certificate
     async with AsyncTritonClient(tls_server.url) as client:
         with pytest.raises(TritonConnectionError, match="certificate verify failed") as caught:
@@ -260,7 +229,7 @@ async def test_https_is_verified_by_default(tls_server: FaultyTriton, certificat
         sync_client.generate("hi", max_tokens=2)
     assert tls_server.requests == []
 
-    async with AsyncTritonClient(tls_server.url, verify=str(cert)) as trusted:
+    async with AsyncTritonClient(tls_server.url, verify=cert) as trusted:
         stream = trusted.generate_stream("hi", max_tokens=2)
         async with stream:
             assert [chunk.text async for chunk in stream] == [" w0", " w1"]
