@@ -18,14 +18,22 @@ Each truth is read, interleaved in the same run, by:
 - a minimal aiohttp reader that stamps each read as it returns: the floor for user-space stamping.
 
 Stamps are ``perf_counter_ns`` readings converted to the epoch with ``trtclient.timing.to_epoch_ns``.
+Under each round a second line shows what the reader's event loop went through: stalls (a 1 ms ticker
+woken more than 3 ms late), the longest full garbage collection, and the client's CPU per request —
+what stamps taken at read time absorb and kernel stamps do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -47,15 +55,71 @@ REQUESTS = int(os.environ.get("BENCH_ACCURACY_REQUESTS", "128"))
 ROUNDS = int(os.environ.get("BENCH_ACCURACY_ROUNDS", "2"))
 PROMPT = "What is machine learning?"
 
-Lags = tuple[list[float], float]
-"""First-token lags in ms, and content events per second over the run."""
+STALL_MS = 3.0
+
+
+@dataclass
+class Watch:
+    """What one reader's event loop went through while it ran."""
+
+    stalls_ms: list[float] = field(default_factory=list)
+    full_collections_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    requests: int = 0
+
+    def line(self) -> str:
+        longest = max(self.stalls_ms, default=0.0)
+        gc_longest = max(self.full_collections_ms, default=0.0)
+        cpu_us = self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
+        return (
+            f"    loop: {len(self.stalls_ms)} stalls > {STALL_MS:g} ms (longest {longest:.1f} ms), "
+            f"{len(self.full_collections_ms)} full collections (longest {gc_longest:.1f} ms), "
+            f"client CPU {cpu_us:.0f} us per request of {TOKENS} events"
+        )
+
+
+@asynccontextmanager
+async def watching(requests: int) -> AsyncIterator[Watch]:
+    """Watch the running loop (1 ms ticker) and the collector while the body runs."""
+    watch = Watch(requests=requests)
+    started: list[int] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter_ns())
+        elif started and info.get("generation") == 2:
+            watch.full_collections_ms.append((time.perf_counter_ns() - started.pop()) / 1e6)
+        elif started:
+            started.pop()
+
+    async def tick() -> None:
+        while True:
+            before = time.perf_counter_ns()
+            await asyncio.sleep(0.001)
+            late = (time.perf_counter_ns() - before) / 1e6 - 1.0
+            if late > STALL_MS:
+                watch.stalls_ms.append(late)
+
+    ticker = asyncio.create_task(tick())
+    gc.callbacks.append(on_gc)
+    cpu0 = time.process_time()
+    try:
+        yield watch
+    finally:
+        watch.cpu_s = time.process_time() - cpu0
+        gc.callbacks.remove(on_gc)
+        ticker.cancel()
+
+
+Lags = tuple[list[float], float, Watch]
+"""First-token lags in ms, content events per second over the run, and what the loop went through."""
 
 
 async def engine_lags(url: str, kernel_stamps: bool = True) -> Lags:
     """The load engine: ``STREAMS`` workers, ``REQUESTS`` measured after one warm-up wave."""
     client = AsyncTritonClient(url, max_retries=0)
     client.kernel_stamps = kernel_stamps
-    async with client:
+    async with client, watching(REQUESTS + STREAMS) as watch:
         runner = Runner(
             client,
             FixedPrompt(PROMPT, TOKENS),
@@ -68,7 +132,7 @@ async def engine_lags(url: str, kernel_stamps: bool = True) -> Lags:
     assert all(r.arrival_clock == expected for r in measured), "arrival stamps are not what was asked"
     lags = [lag / 1e6 for lag in map(m.engine_first_token_lag_ns, measured) if lag is not None]
     events = sum(len(r.event_ns) for r in result.records)
-    return lags, events / result.client.wall_s
+    return lags, events / result.client.wall_s, watch
 
 
 async def engine_read_lags(url: str) -> Lags:
@@ -85,7 +149,11 @@ async def raw_lags(url: str) -> Lags:
     lags: list[float] = []
     events = 0
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    per_worker = -(-REQUESTS // STREAMS)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        watching(STREAMS * (per_worker + 1)) as watch,
+    ):
 
         async def one(record: bool) -> None:
             nonlocal events
@@ -110,10 +178,9 @@ async def raw_lags(url: str) -> Lags:
 
         await asyncio.gather(*(worker(1, False) for _ in range(STREAMS)))  # warm-up wave
         start, events = now_ns(), 0
-        per_worker = -(-REQUESTS // STREAMS)
         await asyncio.gather(*(worker(per_worker, True) for _ in range(STREAMS)))
         seconds = (now_ns() - start) / 1e9
-    return lags, events / seconds
+    return lags, events / seconds, watch
 
 
 def _line(label: str, lags: list[float], rate: float) -> str:
@@ -136,9 +203,10 @@ def _compare(title: str, url: str) -> dict[str, list[float]]:
     pooled: dict[str, list[float]] = {label: [] for label in readers}
     for round_ in range(ROUNDS):
         for label, reader in readers.items():
-            lags, rate = asyncio.run(reader(url))
+            lags, rate, watch = asyncio.run(reader(url))
             pooled[label].extend(lags)
             print(_line(f"{label} (round {round_ + 1})", lags, rate), flush=True)
+            print(watch.line(), flush=True)
     return pooled
 
 
