@@ -40,6 +40,8 @@ import argparse
 import atexit
 import json
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -51,6 +53,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
+import greenlet
 import locust.stats
 from gevent.queue import Queue
 from locust import User, constant, events, task
@@ -853,6 +856,7 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
         PROCESS.role = "local"
     else:
         return
+    _interrupt_only_the_main_greenlet()
     _listen(environment)
     if PROCESS.role == "worker":
         return
@@ -939,6 +943,35 @@ def _listen(environment: Environment) -> None:
     ev.quitting.add_listener(on_quitting)
 
 
+def _interrupt_only_the_main_greenlet() -> None:
+    """Make Ctrl-C reach Locust's shutdown path and nothing else.
+
+    Python raises ``KeyboardInterrupt`` in whatever code runs when SIGINT arrives. When that is a
+    user's greenlet (building a request, parsing a chunk), gevent prints the greenlet's traceback
+    before it hands the interrupt to the main greenlet, so a clean stop looks like a crash. A gevent
+    signal handler runs from the event loop instead, between greenlets, and raises the interrupt in
+    the main greenlet only, where Locust waits for it (the init event fires there).
+
+    A second Ctrl-C while the outputs are written says so; a third quits at once (the records of
+    completed requests are already on disk, and an embedded server stops with its parent).
+    """
+    main = greenlet.getcurrent()
+    presses = 0
+
+    def interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            main.throw(KeyboardInterrupt)
+        elif presses == 2:
+            log.warning("stopping: writing the outputs, stopping the server (Ctrl-C again to quit at once)")
+        else:
+            log.warning("quitting at once; the outputs of this run are incomplete")
+            os._exit(130)
+
+    gevent.signal_handler(signal.SIGINT, interrupt)
+
+
 def _exit(message: str) -> None:
     log.error(message)
     sys.exit(2)
@@ -954,6 +987,8 @@ def _start_embedded_server(environment: Environment, options: argparse.Namespace
         server.start()
     except (errors.TritonError, OSError, ValueError, KeyError) as exc:
         _exit(f"could not start the embedded Triton: {exc} (pass --host URL to use a running server)")
+    except KeyboardInterrupt:
+        _exit("interrupted while the embedded Triton was starting; it has been stopped")
     PROCESS.server = server
     environment.host = server.url
     options.host = server.url

@@ -8,6 +8,7 @@ observable progress (records in the JSONL file, the server's processes), never f
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -153,3 +154,58 @@ def test_locust_through_a_server_killed_and_restarted(tmp_path: Path) -> None:
     last_failure = max(r.index for r in records if r.status == "failed")
     assert any(r.status == "ok" for r in records if r.index > last_failure)
     assert by_status["ok"] > 10
+
+
+def busy_locust(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "tests" / "fakes" / "busy_locustfile.py")]
+        + ["--headless", "-u", "1", "-r", "1", "-t", "120s", "--only-summary"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "BUSY_MARKER": str(tmp_path / "spinning"), **env},
+    )
+
+
+def test_ctrl_c_while_a_user_greenlet_runs_prints_no_traceback(tmp_path: Path) -> None:
+    """SIGINT lands in the user's greenlet almost every time here (see the fake), and must still be a
+    clean stop: Locust's own shutdown, exit code 0, no greenlet traceback."""
+    marker = tmp_path / "spinning"
+    process = busy_locust(tmp_path)
+    try:
+        wait_for(marker.exists, "the busy user to start", 60)
+    except BaseException:
+        finish(process, signal.SIGKILL)
+        raise
+    output = finish(process, signal.SIGINT)
+
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt" not in output
+    assert "Shutting down (exit code 0)" in output
+    assert process.returncode == 0
+
+
+def test_ctrl_c_pressed_again_while_stopping_warns_then_quits(tmp_path: Path) -> None:
+    """The second Ctrl-C only says what is going on; the third quits at once with status 130."""
+    stopping = tmp_path / "spinning.stopping"
+    process = busy_locust(tmp_path, BUSY_HOLD_STOP="1")
+    assert process.stderr is not None
+    try:
+        wait_for((tmp_path / "spinning").exists, "the busy user to start", 60)
+        process.send_signal(signal.SIGINT)
+        wait_for(stopping.exists, "the user to start stopping", 60)
+        process.send_signal(signal.SIGINT)
+        for line in process.stderr:  # Locust logs to stderr
+            if "Ctrl-C again to quit at once" in line:
+                break
+        else:
+            raise AssertionError("no warning after the second Ctrl-C")
+    except BaseException:
+        finish(process, signal.SIGKILL)
+        raise
+    output = finish(process, signal.SIGINT)
+
+    assert "quitting at once" in output
+    assert "Traceback" not in output
+    assert process.returncode == 130
