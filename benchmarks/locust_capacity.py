@@ -9,10 +9,14 @@ one stream's length (so that, as in real traffic, streams do not start in lockst
 
 * Locust: ``locust -f locustfiles/concurrency.py --headless -u N`` — one standalone process, which is
   what one worker is in a distributed run;
-* trtclient bench: :func:`trtclient.bench.session.run_bench` with ``Concurrency(N)``, in this process,
-  stamping event arrivals when it reads them (``kernel_stamps=False``) as Locust does, so that both
-  lags include the client's own delays (by default the bench stamps the kernel's receive times, which
-  a busy client does not delay).
+* trtclient bench: :func:`trtclient.bench.session.run_bench` with ``Concurrency(N)``, in this process.
+
+Each tool runs twice per level. First stamping event arrivals when it reads them (Locust's
+``--read-stamps``, the bench's ``kernel_stamps=False``): the lag then includes the client's own
+delays, which shows how much load one process reads in time. Then with the default, the kernel's
+receive times, which a busy client does not delay: the lag then shows the TTFT error users get, which
+stays small until the client can no longer keep up at all (the socket buffers fill and the source's
+writes wait).
 
 Per level and tool: content events per second delivered, the first token's lag behind the source's
 stamp (p50, p99) — the TTFT error — and client CPU (cores, and microseconds per event). The first
@@ -65,6 +69,11 @@ STARTUP_S = 1.5
 LAG_BOUND_MS = 5.0
 PROMPT = "What is machine learning?"
 OVER = "  <- lag above the bound"
+READ_LOCUST = "locust, read stamps"
+READ_BENCH = "bench, read stamps"
+KERNEL_LOCUST = "locust, kernel stamps"
+KERNEL_BENCH = "bench, kernel stamps"
+TOOLS = (READ_LOCUST, READ_BENCH, KERNEL_LOCUST, KERNEL_BENCH)
 
 
 @dataclass(frozen=True)
@@ -141,17 +150,19 @@ class CpuSampler:
         return self.cores
 
 
-def run_locust(url: str, streams: int, workdir: Path) -> Level:
+def run_locust(url: str, streams: int, workdir: Path, *, kernel_stamps: bool) -> Level:
     """One standalone Locust process; its CPU sampled in the steady part of the run."""
-    records = workdir / f"locust-{streams}.jsonl"
-    with (workdir / f"locust-{streams}.log").open("wb") as log:
+    tool = KERNEL_LOCUST if kernel_stamps else READ_LOCUST
+    stem = f"locust-{streams}-{'kernel' if kernel_stamps else 'read'}"
+    records = workdir / f"{stem}.jsonl"
+    with (workdir / f"{stem}.log").open("wb") as log:
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "concurrency.py"),
                 "--headless", "--host", url, "-u", str(streams), "-r", f"{streams / STREAM_S:g}",
                 "-t", f"{WINDOW_S:g}s",
                 "--max-tokens", str(TOKENS), "--records", str(records), "--only-summary",
-                "--stop-timeout", "5",
+                "--stop-timeout", "5", *([] if kernel_stamps else ["--read-stamps"]),
             ],
             cwd=ROOT,
             stdout=log,
@@ -167,10 +178,10 @@ def run_locust(url: str, streams: int, workdir: Path) -> Level:
             process.wait()
     if code != 0:
         raise RuntimeError(f"locust at {streams} streams exited {code}; see {workdir}")
-    return measure("locust", streams, list(read_records(records)), sampler.result())
+    return measure(tool, streams, list(read_records(records)), sampler.result())
 
 
-def run_trtclient_bench(url: str, streams: int) -> Level:
+def run_trtclient_bench(url: str, streams: int, *, kernel_stamps: bool) -> Level:
     """The same load through the bench's engine (AsyncTritonClient), in this process."""
     spec = BenchSpec(
         Concurrency(streams),
@@ -179,32 +190,36 @@ def run_trtclient_bench(url: str, streams: int) -> Level:
         ramp_up_s=STREAM_S,
         perf_metrics=True,
         scrape_metrics=False,
-        kernel_stamps=False,  # stamp reads, as Locust does: the lag then shows the client's own delay
+        kernel_stamps=kernel_stamps,
     )
     sampler = CpuSampler(os.getpid(), WARMUP_S, WINDOW_S - 0.5).start()
     outcome = asyncio.run(run_bench(spec, url))
-    return measure("trtclient bench", streams, outcome.result.records, sampler.result())
+    tool = KERNEL_BENCH if kernel_stamps else READ_BENCH
+    return measure(tool, streams, outcome.result.records, sampler.result())
 
 
 def run() -> list[Row]:
-    """Measure every level with both tools; print the table; return the summary rows."""
+    """Measure every level with both tools, each stamping reads and then kernel arrivals; print the
+    table; return the summary rows."""
     levels: list[Level] = []
     with SSESource(delay_s=DELAY_S, tokens=TOKENS) as source, tempfile.TemporaryDirectory() as tmp:
         for streams in LEVELS:
             for level in (
-                run_locust(source.url, streams, Path(tmp)),
-                run_trtclient_bench(source.url, streams),
+                run_locust(source.url, streams, Path(tmp), kernel_stamps=False),
+                run_trtclient_bench(source.url, streams, kernel_stamps=False),
+                run_locust(source.url, streams, Path(tmp), kernel_stamps=True),
+                run_trtclient_bench(source.url, streams, kernel_stamps=True),
             ):
                 levels.append(level)
                 print(
-                    f"{level.tool:>16} {level.streams:>4} streams: {level.events_per_s:8.0f} events/s "
+                    f"{level.tool:>22} {level.streams:>4} streams: {level.events_per_s:8.0f} events/s "
                     f"(ideal {level.streams / DELAY_S:6.0f}), first-token lag p50 {level.lag_p50_ms:6.2f} ms "
                     f"p99 {level.lag_p99_ms:7.2f} ms, client {level.cpu_cores:4.2f} cores "
                     f"({level.cpu_us_per_event:5.0f} us/event){'' if level.sustained else OVER}",
                     flush=True,
                 )
     rows: list[Row] = []
-    for tool in ("locust", "trtclient bench"):
+    for tool in TOOLS:
         mine = [lv for lv in levels if lv.tool == tool]
         kept = [lv for lv in mine if lv.sustained]
         best = max(kept, key=lambda lv: lv.events_per_s) if kept else None

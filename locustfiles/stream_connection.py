@@ -7,9 +7,13 @@ Only the socket work is done here, with geventhttpclient's C parser for the HTTP
 headers, chunked encoding).
 
 Reads never wait for more bytes than the server has sent: the body is taken line by line, each line
-as soon as the bytes that complete it are in, and stamped with ``trtclient.timing.now_ns()`` right
-then, before any JSON work. (Reading fixed-size blocks instead, as ``FastHttpSession.iter_lines``
-does with 1 KiB, holds a short event back until the block fills, which delays TTFT and bunches ITL.)
+as soon as the bytes that complete it are in. (Reading fixed-size blocks instead, as
+``FastHttpSession.iter_lines`` does with 1 KiB, holds a short event back until the block fills, which
+delays TTFT and bunches ITL.) Each line is stamped with the kernel's arrival time of the read that
+completed it (:class:`trtclient.rxstamp.StampingSocket`), so a busy process does not delay the stamps;
+over TLS, elsewhere than Linux, with ``kernel_stamps=False`` or when a read comes without a stamp, with
+``trtclient.timing.now_ns()`` right after the read, before any JSON work. Each record's
+``arrival_clock`` says which (``"kernel"`` or ``"read"``).
 
 No locust import: under Locust the standard ``socket`` module is gevent's; elsewhere (unit tests)
 this is plain blocking I/O.
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit
 
 from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
 
-from trtclient import errors, protocol
+from trtclient import errors, protocol, rxstamp
 from trtclient.constants import READ_CHUNK_SIZE, USER_AGENT
 from trtclient.protocol import StreamState, TextMode, Timeout
 from trtclient.records import RequestRecord
@@ -42,7 +46,7 @@ class Connection:
     """One user's keep-alive HTTP/1.1 connection: send a generate request, hand on the events.
 
     geventhttpclient's parser handles the HTTP framing; the body is read line by line, each line
-    returned as soon as the bytes that complete it have arrived, and stamped right then.
+    returned as soon as the bytes that complete it have arrived, and stamped with their arrival.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class Connection:
         *,
         headers: Mapping[str, str] | None = None,
         verify: bool | str = True,
+        kernel_stamps: bool = True,
     ) -> None:
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
@@ -64,6 +69,8 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
+        self.kernel_stamps = kernel_stamps
+        self.stamper: rxstamp.StampingSocket | None = None
         self.extra_head = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.verify = verify
 
@@ -79,6 +86,7 @@ class Connection:
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
         sock, self.sock = self.sock, None
+        self.stamper = None
         if sock is not None:
             sock.close()
 
@@ -104,6 +112,8 @@ class Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout.read)
         self.sock = sock
+        if self.kernel_stamps and not self.tls and rxstamp.enable(sock):
+            self.stamper = rxstamp.StampingSocket(sock)
         return sock
 
     def stream(
@@ -122,11 +132,15 @@ class Connection:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         response = self._send(url, head + body, record)
+        stamper = self.stamper
+        kernel = stamper is not None and stamper.stamped  # "kernel" while every read had a stamp
         finished = False
         try:
             record.headers_ns = now_ns()
+            if stamper is not None and kernel:
+                record.headers_ns = max(record.sent_ns or 0, stamper.arrival_ns)
+            floor = record.headers_ns
             record.http_status = response.status_code
-            record.arrival_clock = "read"
             if response.status_code != 200:
                 payload = response.read()
                 raise protocol.status_error(
@@ -140,6 +154,11 @@ class Connection:
             while True:
                 line = response.readline(b"\n")
                 arrival = now_ns()
+                if stamper is not None:
+                    if stamper.stamped:
+                        arrival = max(floor, stamper.arrival_ns)
+                    else:
+                        kernel = False
                 if not line:
                     line = response.read()  # an unterminated last line, if any
                     if not line:
@@ -155,6 +174,7 @@ class Connection:
         except (OSError, HTTPParseError) as exc:
             raise errors.TritonDisconnectedError(f"connection to {url} dropped: {exc}", url=url) from None
         finally:
+            record.arrival_clock = "kernel" if kernel else "read"
             if not finished:
                 self.close()
 
@@ -170,7 +190,8 @@ class Connection:
         record.sent_ns = now_ns()
         try:
             sock.sendall(data)
-            return HTTPSocketResponse(sock, block_size=READ_CHUNK_SIZE, method="POST")
+            reader = sock if self.stamper is None else self.stamper
+            return HTTPSocketResponse(reader, block_size=READ_CHUNK_SIZE, method="POST")
         except TimeoutError:
             self.close()
             raise errors.ReadTimeoutError(

@@ -261,6 +261,13 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         help="seconds without a byte from the server before a request fails (default: 300)",
     )
     parser.add_argument(
+        "--read-stamps",
+        action="store_true",
+        default=False,
+        help="stamp events when they are read, not with the kernel's arrival time (the default on Linux)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
         "--server-profile",
         default="orin-int4",
         help="timing profile of the embedded Triton started when --host is not given (default: orin-int4)",
@@ -356,6 +363,7 @@ class TritonUser(User):
             PROCESS.timeout(self.environment),
             headers=headers_of(options),
             verify=verify_of(options),
+            kernel_stamps=not getattr(options, "read_stamps", False),
         )
         self.connection.connect()
 

@@ -12,7 +12,9 @@ keeps, for the response currently being read, how many payload bytes each read h
 it arrived. :meth:`RxClock.segments` then splits what a reader took from its buffer into pieces
 stamped with their kernel arrival, converted to the ``now_ns()`` scale by the age of the bytes
 (wall clock now − kernel stamp) rather than by an offset measured once, so a wall-clock step only
-touches bytes that arrived just before it.
+touches bytes that arrived just before it. :class:`StampingSocket` does the same for a reader that
+calls ``recv`` itself and parses at once (the Locust scenarios' gevent connection): it keeps the arrival
+of the latest read.
 
 Only the plain selector transport of CPython's asyncio is hooked (checked on 3.10 to 3.13, which share
 its shape), through private members: its read callback ``_read_ready_cb``, its socket ``_sock``, and
@@ -28,11 +30,23 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["ByteCounter", "RxClock", "install", "kernel_stamps_supported", "local_stamp"]
+from trtclient.timing import now_ns
+
+__all__ = [
+    "ByteCounter",
+    "RxClock",
+    "StampingSocket",
+    "enable",
+    "install",
+    "kernel_ns_of",
+    "kernel_stamps_supported",
+    "local_stamp",
+]
 
 #: ``SO_TIMESTAMPNS`` and ``SCM_TIMESTAMPNS`` share one value on Linux (asm-generic/socket.h).
 _SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -43,6 +57,26 @@ _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SP
 def kernel_stamps_supported() -> bool:
     """True where sockets can report the kernel arrival time of what they read (Linux)."""
     return sys.platform.startswith("linux") and _ANCILLARY_SPACE > 0
+
+
+def enable(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp what ``sock`` receives; False where it can't (then reads go unstamped)."""
+    if not kernel_stamps_supported() or sock.type != socket.SOCK_STREAM:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def kernel_ns_of(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The kernel arrival (epoch ns) in ``recvmsg``'s ancillary data; 0 when it carries none."""
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+            return int(seconds * 1_000_000_000 + nanoseconds)
+    return 0
 
 
 class ByteCounter(Protocol):
@@ -156,11 +190,7 @@ def install(transport: Any) -> RxClock | None:
     plain_reader = getattr(transport, "_read_ready__data_received", None)
     if not isinstance(sock, socket.socket) or current is None or current != plain_reader:
         return None
-    if sock.type != socket.SOCK_STREAM:
-        return None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
+    if not enable(sock):
         return None
     clock = RxClock()
     transport._read_ready_cb = _stamping_reader(transport, sock, clock)
@@ -175,7 +205,6 @@ def _stamping_reader(transport: Any, sock: socket.socket, clock: RxClock) -> Cal
     """
     recvmsg = sock.recvmsg
     space = _ANCILLARY_SPACE
-    timestamp_kind = _SO_TIMESTAMPNS
 
     def read_ready() -> None:
         if transport._conn_lost:
@@ -192,11 +221,7 @@ def _stamping_reader(transport: Any, sock: socket.socket, clock: RxClock) -> Cal
         if not data:
             transport._read_ready__on_eof()
             return
-        kernel_ns = 0
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == timestamp_kind and len(payload) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                kernel_ns = seconds * 1_000_000_000 + nanoseconds
+        kernel_ns = kernel_ns_of(ancillary) if ancillary else 0
         try:
             transport._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -207,3 +232,34 @@ def _stamping_reader(transport: Any, sock: socket.socket, clock: RxClock) -> Cal
         clock.on_read(kernel_ns)
 
     return read_ready
+
+
+class StampingSocket:
+    """A connected socket whose ``recv`` also notes when the kernel received what it returned.
+
+    For readers that pull bytes themselves and parse them at once (a gevent or blocking HTTP client):
+    after each :meth:`recv`, :attr:`arrival_ns` is the arrival of the newest segment it read, on the
+    ``now_ns()`` scale (:func:`local_stamp`), or the read time when the read came without a kernel stamp
+    (:attr:`stamped` then says False). Anything a reader takes from its buffer arrived with the latest
+    ``recv`` at the latest, as long as it reads only when its buffer cannot complete what it needs.
+    Call :func:`enable` on the socket first. Other calls pass through to the socket.
+    """
+
+    __slots__ = ("arrival_ns", "sock", "stamped")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.arrival_ns = 0
+        self.stamped = False
+
+    def recv(self, size: int) -> bytes:
+        """Read up to ``size`` bytes, noting their kernel arrival."""
+        data, ancillary, _flags, _address = self.sock.recvmsg(size, _ANCILLARY_SPACE)
+        read_ns = now_ns()
+        kernel_ns = kernel_ns_of(ancillary) if ancillary else 0
+        self.stamped = kernel_ns != 0
+        self.arrival_ns = local_stamp(kernel_ns, read_ns, time.time_ns()) if kernel_ns else read_ns
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)

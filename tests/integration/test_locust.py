@@ -390,6 +390,7 @@ def test_ttft_is_the_first_token_not_the_headers_and_within_the_benchs_bounds(
     # Events handed on as they arrive keep the source's spacing; buffered ones would bunch up.
     itl = m.summarize(gap / 1e6 for r in wave for gap in m.itl_ns(r))
     assert itl is not None and 45.0 <= itl.p50 <= 55.0, itl
+    assert [r.arrival_clock for r in wave] == ["kernel"] * len(wave)
     s = m.summarize(first_token_lags_ms(wave))
     assert s is not None and s.count == len(wave)
     assert s.min >= -1.0, s  # never before the source wrote it (1 ms clock tolerance)
@@ -426,10 +427,11 @@ def test_first_token_lag_against_the_cpu_engine_timestamps(tmp_path: Path, locus
     got = [r for r in read_records(records) if r.status == "ok"]
     wave = measured_wave(got, 64)
     assert len(wave) >= 32
+    assert [r.arrival_clock for r in wave] == ["kernel"] * len(wave)
     s = m.summarize(first_token_lags_ms(wave))
     assert s is not None and s.count == len(wave)
     assert s.min >= -1.0, s
-    assert s.p99 <= 30.0, s
+    assert s.p99 <= 10.0, s  # the bench's bound (tests/integration/test_bench.py)
 
 
 # ---------------------------------------------------------------- web UI and mistakes

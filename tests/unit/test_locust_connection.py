@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import ssl
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -331,3 +333,96 @@ def test_silence_longer_than_the_read_timeout(serve: Callable[[Script], Scripted
     finally:
         done.set()
     assert error_kind(caught.value) == "timeout_read"
+
+
+HELD_NS = 100_000_000
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_events_are_stamped_when_they_arrived_even_if_the_user_was_busy(
+    serve: Callable[[Script], ScriptedServer], kernel: bool
+) -> None:
+    """The second event reaches the socket while the user is still busy with the first (held 100 ms on
+    purpose, as a loaded process would be): with kernel stamps it keeps its arrival time, with read
+    stamps it gets the time it was read."""
+    hold = threading.Event()
+    release = threading.Event()
+    written = threading.Event()
+    written_ns: list[int] = []
+
+    def script(conn: socket.socket, _: int) -> None:
+        while read_request(conn):
+            if not hold.is_set():
+                conn.sendall(SSE_HEAD + chunk(event("w")) + END)
+                continue
+            conn.sendall(SSE_HEAD + chunk(event("a")))
+            assert release.wait(PATIENCE_S)
+            written_ns.append(now_ns())
+            conn.sendall(chunk(event("b")) + END)
+            written.set()
+
+    connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S), kernel_stamps=kernel)
+    try:
+        # Linux switches receive timestamping on lazily: until then reads come without stamps.
+        for _ in range(200):
+            warm = RequestRecord(index=0, intended_ns=now_ns())
+            connection.stream(PATH, BODY, "delta", warm, lambda _c: None)
+            if warm.arrival_clock == "kernel" or not kernel:
+                break
+        assert warm.arrival_clock == ("kernel" if kernel else "read")
+
+        chunks: list[StreamChunk] = []
+        held_until: list[int] = []
+
+        def on_chunk(c: StreamChunk) -> None:
+            chunks.append(c)
+            if len(chunks) == 1:
+                release.set()
+                assert written.wait(PATIENCE_S)
+                time.sleep(HELD_NS / 1e9)  # the second event waits in the socket while the user is busy
+                held_until.append(now_ns())
+
+        hold.set()
+        record = RequestRecord(index=1, intended_ns=now_ns())
+        connection.stream(PATH, BODY, "delta", record, on_chunk)
+    finally:
+        connection.close()
+    assert [c.text for c in chunks] == ["a", "b"]
+    assert record.arrival_clock == ("kernel" if kernel else "read")
+    assert record.sent_ns is not None and record.headers_ns is not None
+    assert record.sent_ns <= record.headers_ns <= chunks[0].arrival_ns <= chunks[1].arrival_ns
+    if kernel:
+        assert written_ns[0] - 1_000_000 <= chunks[1].arrival_ns <= held_until[0] - HELD_NS // 2
+    else:
+        assert chunks[1].arrival_ns >= held_until[0]
+
+
+def test_tls_connections_keep_read_stamps(certificate: tuple[str, str]) -> None:
+    """recvmsg does not exist on a TLS socket: the connection stamps reads and says so."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            read_request(tls)
+            tls.sendall(SSE_HEAD + chunk(event("t")) + END)
+            read_request(tls)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{port}"
+    connection = sc.Connection(url, Timeout(connect=2.0, read=PATIENCE_S), verify=cert)
+    try:
+        record = RequestRecord(index=0, intended_ns=now_ns())
+        chunks: list[StreamChunk] = []
+        connection.stream(PATH, BODY, "delta", record, chunks.append)
+    finally:
+        connection.close()
+        thread.join(PATIENCE_S)
+        listener.close()
+    assert [c.text for c in chunks] == ["t"]
+    assert connection.stamper is None and record.arrival_clock == "read"
