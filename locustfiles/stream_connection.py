@@ -69,7 +69,7 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
-        self.kernel_stamps = kernel_stamps
+        self.kernel_stamps = kernel_stamps and rxstamp.keep_enabled()
         self.stamper: rxstamp.StampingSocket | None = None
         self.extra_head = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.verify = verify

@@ -360,7 +360,9 @@ class _StampingHandler(ResponseHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.rx = rxstamp.install(transport)
+        # The body aiohttp's parser is filling (a private member; without it, events after the first
+        # read of a body fall back to read stamps, and the stream says so).
+        self.rx = rxstamp.install(transport, lambda: getattr(self, "_payload", None))
 
 
 def _make_session(
@@ -373,7 +375,7 @@ def _make_session(
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, ssl=protocol.ssl_option(endpoint.verify, endpoint.cert)
     )
-    if kernel_stamps and rxstamp.kernel_stamps_supported() and hasattr(connector, "_factory"):
+    if kernel_stamps and rxstamp.keep_enabled() and hasattr(connector, "_factory"):
         # The connector builds each connection's protocol from this factory (aiohttp internals; a
         # version without it keeps stamping reads).
         factory = functools.partial(_StampingHandler, loop=asyncio.get_running_loop())
@@ -559,14 +561,16 @@ class _AsyncHTTPTransport:
             )
         handler = response.connection.protocol if response.connection is not None else None
         rx: rxstamp.RxClock | None = getattr(handler, "rx", None)
+        body_clock = None
         if rx is not None and rx.reads:
             # The headers were complete by the latest read before now: stamp them with its arrival.
-            kernel_ns = rx.attach(response.content)
+            body_clock = rx.attach(response.content)
+            kernel_ns = body_clock.headers_kernel_ns
             stream.headers_ns = rxstamp.local_stamp(kernel_ns, stream.headers_ns, headers_wall_ns, stamp.ns)
             stream.arrival_clock = "kernel"
         else:
             rx = None
-        source = _AiohttpSource(response, stream.state, url, self.watchdog, rx, stream)
+        source = _AiohttpSource(response, stream.state, url, self.watchdog, rx, body_clock, stream)
         if self.watchdog is not None and handler is not None:
             # aiohttp re-arms a timer on every packet for its read timeout; during the body the
             # watchdog checks silence instead, at no cost per event.
@@ -582,6 +586,7 @@ class _AiohttpSource:
         "_closed",
         "_expired",
         "_pending",
+        "body_clock",
         "content",
         "decoder",
         "floor_ns",
@@ -601,11 +606,13 @@ class _AiohttpSource:
         url: str,
         watchdog: _ReadWatchdog | None,
         rx: rxstamp.RxClock | None = None,
+        body_clock: rxstamp.BodyClock | None = None,
         stream: AsyncGenerateStream | None = None,
     ) -> None:
         self.response = response
         self.content = response.content
         self.rx = rx
+        self.body_clock = body_clock
         # Weakly: the stream refers to its source, and must stay collectable by reference counting.
         self.stream_ref = weakref.ref(stream) if stream is not None else None
         self.floor_ns = stream.headers_ns if stream is not None else 0
@@ -636,16 +643,16 @@ class _AiohttpSource:
             self._forget()
             self.response.release()
             return None
-        rx = self.rx
-        if rx is None:
+        clock = self.body_clock
+        if clock is None:
             events = self.decoder.feed(data, arrival)
         else:
-            pieces = rx.segments(data, arrival, time.time_ns(), self.floor_ns)
+            pieces = clock.segments(data, arrival, time.time_ns(), self.floor_ns)
             if len(pieces) == 1:
                 events = self.decoder.feed(*pieces[0])
             else:
                 events = [event for piece in pieces for event in self.decoder.feed(*piece)]
-            if rx.missed:
+            if clock.missed:
                 self._downgrade_clock()
         if not events:
             return []
@@ -672,9 +679,9 @@ class _AiohttpSource:
 
     def _forget(self) -> None:
         self._closed = True
-        if self.rx is not None:
-            self.rx.detach()
-            self.rx = None
+        if self.rx is not None and self.body_clock is not None:
+            self.rx.detach(self.body_clock)
+        self.rx = None
         if self.watchdog is not None:
             self.watchdog.discard(self)
 

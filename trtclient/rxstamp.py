@@ -8,25 +8,26 @@ like part of the server. Linux records the time each TCP segment arrived and han
 ``SCM_TIMESTAMPNS`` message, see ``socket(7)`` and ``Documentation/networking/timestamping.rst``).
 
 :func:`install` makes an asyncio socket transport read that way and attaches a :class:`RxClock`, which
-keeps, for the response currently being read, how many payload bytes each read had delivered and when
-it arrived. :meth:`RxClock.segments` then splits what a reader took from its buffer into pieces
-stamped with their kernel arrival, converted to the ``now_ns()`` scale by the age of the bytes
-(wall clock now − kernel stamp) rather than by an offset measured once, so a wall-clock step only
-touches bytes that arrived just before it. :class:`StampingSocket` does the same for a reader that
+hands each read to a :class:`BodyClock` for the response being read: how many payload bytes each read
+had delivered and when it arrived. :meth:`BodyClock.segments` then splits what a reader took from its
+buffer into pieces stamped with their kernel arrival, converted to the ``now_ns()`` scale by the age
+of the bytes (wall clock now − kernel stamp) rather than by an offset measured once, so a wall-clock
+step only touches bytes that arrived just before it. :class:`StampingSocket` does the same for a reader that
 calls ``recv`` itself and parses at once (the Locust scenarios' gevent connection): it keeps the arrival
 of the latest read.
 
 Only the plain selector transport of CPython's asyncio is hooked (checked on 3.10 to 3.13, which share
 its shape), through private members: its read callback ``_read_ready_cb``, its socket ``_sock``, and
 the helpers the stock callback uses for end of stream and errors. Anything else (TLS, uvloop, another
-OS) keeps working with user-space stamps, and :attr:`RxClock` is simply absent. Stamping is best
+OS) keeps working with user-space stamps, and there is simply no :class:`RxClock`. Stamping is best
 effort even where it is hooked: Linux turns receive timestamping on system-wide, lazily, when the first
-socket asks for it, so a read right after that may come without a stamp. Such bytes keep the read time,
-and :attr:`RxClock.missed` counts them.
+socket asks for it (:func:`keep_enabled` asks early, once per process), so a read right after that may
+come without a stamp. Such bytes keep the read time, and :attr:`BodyClock.missed` counts them.
 """
 
 from __future__ import annotations
 
+import atexit
 import socket
 import struct
 import sys
@@ -38,11 +39,13 @@ from typing import Any, Protocol
 from trtclient.timing import now_ns
 
 __all__ = [
+    "BodyClock",
     "ByteCounter",
     "RxClock",
     "StampingSocket",
     "enable",
     "install",
+    "keep_enabled",
     "kernel_ns_of",
     "kernel_stamps_supported",
     "local_stamp",
@@ -70,6 +73,34 @@ def enable(sock: socket.socket) -> bool:
     return True
 
 
+_keeper: socket.socket | None = None
+
+
+def keep_enabled() -> bool:
+    """Switch receive timestamping on for the life of this process, ahead of the first connection.
+
+    Linux switches it on system-wide when the first socket asks and off when the last one closes, each
+    time a moment later (deferred kernel work), and segments received in between carry no stamp. A
+    load test that opens its connections and sends at once would lose the stamps of its first
+    responses, and again after every pause without connections. One idle UDP socket that asks for
+    stamps and stays open avoids both. Idempotent; False where stamps are not available.
+    """
+    global _keeper
+    if _keeper is not None:
+        return True
+    if not kernel_stamps_supported():
+        return False
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        keeper.close()
+        return False
+    _keeper = keeper
+    atexit.register(keeper.close)
+    return True
+
+
 def kernel_ns_of(ancillary: list[tuple[int, int, bytes]]) -> int:
     """The kernel arrival (epoch ns) in ``recvmsg``'s ancillary data; 0 when it carries none."""
     for level, kind, payload in ancillary:
@@ -86,54 +117,98 @@ class ByteCounter(Protocol):
 
 
 class RxClock:
-    """The kernel arrival of each read on one connection, against the body bytes it delivered.
+    """The kernel arrival of each read on one connection, kept per response body.
 
-    The transport calls :meth:`on_read` after every read. The reader of a response calls
-    :meth:`attach` with its body buffer once the headers are parsed, takes stamped pieces with
-    :meth:`segments`, and calls :meth:`detach` when the body is done.
+    The connection's protocol tells the clock which body its parser is filling (``payload``, called
+    before and after each read). The transport calls :meth:`before_read` and :meth:`on_read` around
+    every read; each body whose byte count a read changed gets a mark (bytes so far, kernel stamp).
+    The reader of a response calls :meth:`attach` with its body once the headers are parsed, takes
+    stamped pieces with :meth:`BodyClock.segments`, and calls :meth:`detach` when it is done.
+
+    Marks are kept per body, from its first byte, because a reader may attach late (its task busy
+    while later tokens arrive) and a connection may be reused before the previous reader has let go
+    (aiohttp frees it as soon as the last byte of a body is parsed).
     """
 
-    __slots__ = ("_body", "_consumed", "_marks", "_unattached_ns", "missed", "reads")
+    __slots__ = ("_before", "_before_total", "_latest_ns", "_recent", "payload", "reads")
 
-    def __init__(self) -> None:
-        self._body: ByteCounter | None = None
-        self._marks: deque[tuple[int, int]] = deque()
-        self._consumed = 0
-        self._unattached_ns = 0
+    #: Bodies whose marks are kept until attached or detached: the current one and a few before it.
+    KEEP = 4
+
+    def __init__(self, payload: Callable[[], ByteCounter | None]) -> None:
+        self.payload = payload
+        self._recent: list[BodyClock] = []
+        self._latest_ns = 0
+        self._before: ByteCounter | None = None
+        self._before_total = 0
         self.reads = 0
         """Reads that carried a kernel timestamp (0 means the stamps are not arriving)."""
-        self.missed = 0
-        """Pieces of the current body stamped with the read time, for want of a kernel stamp."""
+
+    def before_read(self) -> None:
+        """Called just before a read's bytes go to the protocol."""
+        body = self.payload()
+        self._before = body
+        self._before_total = body.total_bytes if body is not None else 0
 
     def on_read(self, kernel_ns: int) -> None:
         """One read finished feeding its bytes in; ``kernel_ns`` is its arrival (epoch), 0 if unknown."""
         if kernel_ns:
             self.reads += 1
-        body = self._body
-        if body is None:
-            self._unattached_ns = kernel_ns
-        else:
-            self._marks.append((body.total_bytes, kernel_ns))
+        self._latest_ns = kernel_ns
+        before = self._before
+        if before is not None and before.total_bytes != self._before_total:
+            self._clock_of(before).marks.append((before.total_bytes, kernel_ns))
+        after = self.payload()
+        if after is not None and after is not before:  # a new response began in this read
+            clock = self._clock_of(after)
+            clock.headers_kernel_ns = kernel_ns
+            if after.total_bytes:
+                clock.marks.append((after.total_bytes, kernel_ns))
+        self._before = None
 
-    def attach(self, body: ByteCounter) -> int:
-        """Start timing a response body (its headers just parsed); bytes already buffered came with the
-        latest read. Returns that read's kernel stamp (epoch ns, 0 if unknown): when the headers were
-        complete at the latest."""
-        latest = self._unattached_ns
-        self._body = body
-        self._marks.clear()
+    def _clock_of(self, body: ByteCounter) -> BodyClock:
+        for clock in self._recent:
+            if clock.body is body:
+                return clock
+        clock = BodyClock(body, self._latest_ns)
+        self._recent.append(clock)
+        if len(self._recent) > self.KEEP:
+            del self._recent[0]
+        return clock
+
+    def attach(self, body: ByteCounter) -> BodyClock:
+        """The timing of a response body (its headers just parsed). For a body the clock has not seen
+        (its protocol never reported it), bytes already buffered came with the latest read, whose stamp
+        is then also :attr:`BodyClock.headers_kernel_ns`."""
+        for clock in self._recent:
+            if clock.body is body:
+                return clock
+        clock = self._clock_of(body)
+        if body.total_bytes:
+            clock.marks.append((body.total_bytes, self._latest_ns))
+        return clock
+
+    def detach(self, clock: BodyClock) -> None:
+        """``clock``'s body is done: forget its marks (other bodies keep theirs)."""
+        if clock in self._recent:
+            self._recent.remove(clock)
+
+
+class BodyClock:
+    """The reads that delivered one response body, and how far its reader has taken it."""
+
+    __slots__ = ("_consumed", "body", "headers_kernel_ns", "marks", "missed")
+
+    def __init__(self, body: ByteCounter, headers_kernel_ns: int) -> None:
+        self.body = body
+        self.headers_kernel_ns = headers_kernel_ns
+        """Kernel stamp (epoch ns, 0 if unknown) of the read that completed the headers, or of the
+        latest read before attaching: when the headers were complete at the latest."""
+        self.marks: deque[tuple[int, int]] = deque()
+        """(body bytes fed so far, kernel stamp) after each read that fed it, oldest first."""
         self._consumed = 0
         self.missed = 0
-        if body.total_bytes:
-            self._marks.append((body.total_bytes, latest))
-        self._unattached_ns = 0
-        return latest
-
-    def detach(self) -> None:
-        """The body is done: forget it, so the next response on this connection starts afresh."""
-        self._body = None
-        self._marks.clear()
-        self._unattached_ns = 0
+        """Pieces stamped with the read time, for want of a kernel stamp."""
 
     def segments(self, data: bytes, read_ns: int, wall_ns: int, floor_ns: int = 0) -> list[tuple[bytes, int]]:
         """Split ``data`` (the next bytes taken from the body) into pieces with their arrival stamps.
@@ -145,7 +220,7 @@ class RxClock:
         start = self._consumed
         end = start + len(data)
         self._consumed = end
-        marks = self._marks
+        marks = self.marks
         pieces: list[tuple[bytes, int]] = []
         offset = start
         while marks and offset < end:
@@ -178,10 +253,11 @@ def local_stamp(kernel_ns: int, read_ns: int, wall_ns: int, floor_ns: int = 0) -
     return max(floor_ns, read_ns - max(0, wall_ns - kernel_ns))
 
 
-def install(transport: Any) -> RxClock | None:
+def install(transport: Any, payload: Callable[[], ByteCounter | None]) -> RxClock | None:
     """Make ``transport`` read with kernel timestamps and return its clock; None where it can't.
 
-    ``transport`` must be CPython's selector socket transport feeding a plain (not buffered) protocol.
+    ``transport`` must be CPython's selector socket transport feeding a plain (not buffered) protocol;
+    ``payload`` returns the body its protocol is filling (see :class:`RxClock`).
     """
     if not kernel_stamps_supported():
         return None
@@ -192,7 +268,7 @@ def install(transport: Any) -> RxClock | None:
         return None
     if not enable(sock):
         return None
-    clock = RxClock()
+    clock = RxClock(payload)
     transport._read_ready_cb = _stamping_reader(transport, sock, clock)
     return clock
 
@@ -222,6 +298,7 @@ def _stamping_reader(transport: Any, sock: socket.socket, clock: RxClock) -> Cal
             transport._read_ready__on_eof()
             return
         kernel_ns = kernel_ns_of(ancillary) if ancillary else 0
+        clock.before_read()
         try:
             transport._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):

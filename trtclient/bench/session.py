@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from trtclient import metrics as m
+from trtclient import rxstamp
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RequestOptions, RunConfig, Runner, RunResult
@@ -206,6 +207,8 @@ async def run_bench(
         verify=spec.verify,
     )
     client.kernel_stamps = spec.kernel_stamps
+    if spec.kernel_stamps:
+        rxstamp.keep_enabled()  # now, so that it is on before the first response arrives
     async with client:
         inputs = await _model_inputs(client, url, spec.model)
         options = _resolve_options(spec, inputs, url, notes)
