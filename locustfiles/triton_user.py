@@ -38,6 +38,7 @@ import locust  # first: gevent monkey-patches the standard library on import
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +76,7 @@ from token_stats import (
 )
 
 from trtclient import errors, metrics, protocol
+from trtclient.bench.heap import frozen_heap
 from trtclient.bench.recorder import RecordBuilder
 from trtclient.bench.runner import RequestOptions
 from trtclient.bench.schedule import Burst, Rate, arrival_offsets
@@ -600,6 +602,7 @@ class ProcessState:
         self._session: Session | None = None
         self._sink: JsonlSink | None = None
         self._counter = 0
+        self._heap = contextlib.ExitStack()
 
     @property
     def measured(self) -> RunStats:
@@ -644,8 +647,11 @@ class ProcessState:
         return self._sink
 
     def start_test(self, environment: Environment) -> None:
-        """A new test: empty statistics and arrivals, a new session prepared in the background."""
+        """A new test: empty statistics and arrivals, a new session prepared in the background;
+        garbage collections kept short for its length (``trtclient.bench.heap``)."""
         self.stop_planner()
+        self._heap.close()
+        self._heap.enter_context(frozen_heap())
         self.totals = RunStats()
         self.pending = RunStats()
         self.reported = RunStats()
@@ -691,6 +697,7 @@ class ProcessState:
             left += len(self.planner.backlog)
         self.stop_planner()
         self.measured.unsent += left
+        self._heap.close()
 
     def stop_planner(self) -> None:
         """Stop handing out arrivals."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from trtclient import metrics as m
 from trtclient import rxstamp
+from trtclient.bench.heap import frozen_heap
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RequestOptions, RunConfig, Runner, RunResult
@@ -230,7 +231,8 @@ async def run_bench(
                 sink=sink,
                 on_progress=on_progress,
             )
-            result = await runner.run(stop)
+            with frozen_heap():
+                result = await runner.run(stop)
         except WorkloadError as exc:
             raise BenchError(str(exc)) from exc
         finally:
