@@ -396,7 +396,7 @@ print(sum(first_read_stamped() for _ in range(40)))
 
 def test_keeping_stamps_enabled_stamps_the_first_read_of_every_new_connection() -> None:
     """Each connection here is the process's only stamping socket and closes before the next opens:
-    without the keeper Linux turns stamping off and on between them, and some first reads go unstamped
+    without the keeper Linux turns stamping off and on between them, and some first reads go unstamped.
     (In a fresh process: the test process's own sockets must not keep stamping on.)"""
     run = subprocess.run(
         [sys.executable, "-c", _FRESH_CONNECTIONS, "keep"], capture_output=True, text=True, timeout=60
