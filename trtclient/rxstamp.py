@@ -157,35 +157,36 @@ class RxClock:
         self._latest_ns = kernel_ns
         before = self._before
         if before is not None and before.total_bytes != self._before_total:
-            self._clock_of(before).marks.append((before.total_bytes, kernel_ns))
+            clock = self._find(before)
+            if clock is None:
+                self._start(before)  # its bytes so far, stamped with this read
+            else:
+                clock.marks.append((before.total_bytes, kernel_ns))
         after = self.payload()
-        if after is not None and after is not before:  # a new response began in this read
-            clock = self._clock_of(after)
-            clock.headers_kernel_ns = kernel_ns
-            if after.total_bytes:
-                clock.marks.append((after.total_bytes, kernel_ns))
+        if after is not None and after is not before and self._find(after) is None:
+            self._start(after)  # a new response began in this read
         self._before = None
-
-    def _clock_of(self, body: ByteCounter) -> BodyClock:
-        for clock in self._recent:
-            if clock.body is body:
-                return clock
-        clock = BodyClock(body, self._latest_ns)
-        self._recent.append(clock)
-        if len(self._recent) > self.KEEP:
-            del self._recent[0]
-        return clock
 
     def attach(self, body: ByteCounter) -> BodyClock:
         """The timing of a response body (its headers just parsed). For a body the clock has not seen
         (its protocol never reported it), bytes already buffered came with the latest read, whose stamp
         is then also :attr:`BodyClock.headers_kernel_ns`."""
+        return self._find(body) or self._start(body)
+
+    def _find(self, body: ByteCounter) -> BodyClock | None:
         for clock in self._recent:
             if clock.body is body:
                 return clock
-        clock = self._clock_of(body)
+        return None
+
+    def _start(self, body: ByteCounter) -> BodyClock:
+        """Time ``body`` from now on; what it holds already came with the latest read."""
+        clock = BodyClock(body, self._latest_ns)
         if body.total_bytes:
             clock.marks.append((body.total_bytes, self._latest_ns))
+        self._recent.append(clock)
+        if len(self._recent) > self.KEEP:
+            del self._recent[0]
         return clock
 
     def detach(self, clock: BodyClock) -> None:
