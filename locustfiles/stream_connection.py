@@ -31,12 +31,14 @@ from urllib.parse import urlsplit
 
 from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
 
-from trtclient import errors, protocol, rxstamp
+from trtclient import errors, rxstamp
 from trtclient.constants import READ_CHUNK_SIZE, USER_AGENT
-from trtclient.protocol import StreamState, TextMode, Timeout
+from trtclient.options import Timeout
 from trtclient.records import RequestRecord
+from trtclient.responses import error_message, parse_retry_after, status_error
 from trtclient.schema import StreamChunk
 from trtclient.sse import SSEDecoder
+from trtclient.streaming import StreamState, TextMode
 from trtclient.timing import now_ns
 
 __all__ = ["Connection"]
@@ -143,11 +145,11 @@ class Connection:
             record.http_status = response.status_code
             if response.status_code != 200:
                 payload = response.read()
-                raise protocol.status_error(
+                raise status_error(
                     response.status_code,
-                    protocol.error_message(payload),
+                    error_message(payload),
                     url=url,
-                    retry_after=protocol.parse_retry_after(_header(response, "retry-after")),
+                    retry_after=parse_retry_after(_header(response, "retry-after")),
                 )
             decoder = SSEDecoder()
             state = StreamState(text_mode, url)

@@ -75,17 +75,21 @@ from token_stats import (
     write_csv,
 )
 
-from trtclient import errors, metrics, protocol
+from trtclient import errors, metrics
 from trtclient.bench.heap import frozen_heap
 from trtclient.bench.recorder import RecordBuilder
 from trtclient.bench.runner import RequestOptions
 from trtclient.bench.schedule import Burst, Rate, arrival_offsets
 from trtclient.bench.workload import FixedPrompt, Prompt
-from trtclient.protocol import TextMode, Timeout
+from trtclient.errors import error_kind
+from trtclient.inputs import build_body, encode_body
+from trtclient.options import Timeout
 from trtclient.records import JsonlSink, RequestRecord
 from trtclient.server.launcher import is_loopback
+from trtclient.streaming import TextMode
 from trtclient.sync_client import TritonClient
 from trtclient.timing import from_epoch_ns, now_ns
+from trtclient.urls import model_path, redact_url
 
 __all__ = [
     "OPEN_LOOP_USERS",
@@ -408,7 +412,7 @@ class Session:
         self.host = host
         self.model = str(options.model)
         self.label = self.model
-        self.path = protocol.model_path(self.model) + "/generate_stream"
+        self.path = model_path(self.model) + "/generate_stream"
         self.options = options
         self.prompt: Prompt = next(FixedPrompt(options.prompt, options.max_tokens).prompts())
         self.request_options = RequestOptions()
@@ -457,7 +461,7 @@ class Session:
         )
         self.text_mode = inputs.text_mode
         request = self.request_options.build(self.prompt)
-        return protocol.encode_body(protocol.build_body(request, inputs, stream=True))
+        return encode_body(build_body(request, inputs, stream=True))
 
 
 class RequestFailed(Exception):
@@ -487,7 +491,7 @@ def send_one(environment: Environment, connection: Connection, index: int, inten
         raise
     except Exception as exc:
         record.status = "failed"
-        record.error_kind = protocol.error_kind(exc)
+        record.error_kind = error_kind(exc)
         record.error_message = str(exc)[:MAX_MESSAGE]
         record.http_status = record.http_status or getattr(exc, "status_code", None)
         failure = exc
@@ -671,7 +675,7 @@ class ProcessState:
         try:
             self.session(environment).body()
         except (errors.TritonError, ValueError) as exc:
-            log.warning("cannot prepare requests to %s: %s", protocol.redact_url(environment.host or ""), exc)
+            log.warning("cannot prepare requests to %s: %s", redact_url(environment.host or ""), exc)
 
     def is_stopping(self) -> bool:
         """True once the test has begun to stop: no request may start any more."""
@@ -1015,7 +1019,7 @@ def _preflight(host: str, options: argparse.Namespace) -> None:
     try:
         Session(host, options).body()
     except (errors.TritonError, ValueError) as exc:
-        _exit(f"cannot load-test model {options.model!r} at {protocol.redact_url(host)}: {exc}")
+        _exit(f"cannot load-test model {options.model!r} at {redact_url(host)}: {exc}")
 
 
 def _stop_server() -> None:

@@ -42,9 +42,12 @@ if TYPE_CHECKING:
         TritonTimeoutError,
         TritonTransportError,
         UnsupportedInputError,
+        error_kind,
     )
+    from trtclient.inputs import ModelInputs
+    from trtclient.options import Timeout
     from trtclient.prometheus import Sample, parse_metrics
-    from trtclient.protocol import ModelInputs, RetryPolicy, Timeout, error_kind
+    from trtclient.retry import RetryPolicy
     from trtclient.schema import (
         GenerateRequest,
         GenerateResponse,
@@ -122,7 +125,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidJSONError": "trtclient.errors",
     "LauncherError": "trtclient.errors",
     "MalformedStreamError": "trtclient.errors",
-    "ModelInputs": "trtclient.protocol",
+    "ModelInputs": "trtclient.inputs",
     "ModelMetadata": "trtclient.schema",
     "ModelStats": "trtclient.schema",
     "NotFoundError": "trtclient.errors",
@@ -131,7 +134,7 @@ _EXPORTS: dict[str, str] = {
     "ReadTimeoutError": "trtclient.errors",
     "RepositoryModel": "trtclient.schema",
     "RequestValidationError": "trtclient.errors",
-    "RetryPolicy": "trtclient.protocol",
+    "RetryPolicy": "trtclient.retry",
     "Sample": "trtclient.prometheus",
     "ServerMetadata": "trtclient.schema",
     "ServerStartError": "trtclient.errors",
@@ -140,7 +143,7 @@ _EXPORTS: dict[str, str] = {
     "SetupError": "trtclient.errors",
     "StreamChunk": "trtclient.schema",
     "TensorMetadata": "trtclient.schema",
-    "Timeout": "trtclient.protocol",
+    "Timeout": "trtclient.options",
     "TotalTimeoutError": "trtclient.errors",
     "TritonClient": "trtclient.sync_client",
     "TritonConnectionError": "trtclient.errors",
@@ -152,7 +155,7 @@ _EXPORTS: dict[str, str] = {
     "TritonTimeoutError": "trtclient.errors",
     "TritonTransportError": "trtclient.errors",
     "UnsupportedInputError": "trtclient.errors",
-    "error_kind": "trtclient.protocol",
+    "error_kind": "trtclient.errors",
     "parse_metrics": "trtclient.prometheus",
 }
 

@@ -15,11 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from trtclient import errors, protocol
+from trtclient import errors
 from trtclient.constants import DEFAULT_CONNECTIONS, DEFAULT_MODEL
-from trtclient.protocol import DEFAULT_TIMEOUT, ModelInputs, RetryPolicy, StreamState, TextMode, Timeout
+from trtclient.inputs import ModelInputs, build_body
+from trtclient.options import DEFAULT_TIMEOUT, Timeout, check_headers
 from trtclient.records import ArrivalClock
+from trtclient.retry import RetryPolicy, retry_delay, should_retry
 from trtclient.schema import GenerateRequest
+from trtclient.streaming import StreamState, TextMode
+from trtclient.urls import metrics_url_for, model_path, move_credentials, normalize_url, redact_url
 
 __all__ = ["BaseClient", "BaseStream", "Closable", "Endpoint", "Transport"]
 
@@ -70,16 +74,16 @@ class BaseClient:
             )
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise errors.RequestValidationError(f"connections must be an int >= 1, not {connections!r}")
-        protocol.model_path(model)
-        url, moved = protocol.move_credentials(url, protocol.check_headers(headers))
-        self.url = protocol.normalize_url(url, transport=transport)
+        model_path(model)
+        url, moved = move_credentials(url, check_headers(headers))
+        self.url = normalize_url(url, transport=transport)
         self.model = model
         self.transport: Transport = transport
         self.timeout = Timeout.of(timeout)
         self.retry = (
             max_retries if isinstance(max_retries, RetryPolicy) else RetryPolicy(max_retries=max_retries)
         )
-        self.metrics_url = metrics_url or protocol.metrics_url_for(self.url)
+        self.metrics_url = metrics_url or metrics_url_for(self.url)
         self.check_inputs = check_inputs
         self.text_mode = text_mode
         self._headers = moved
@@ -95,7 +99,7 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(url={protocol.redact_url(self.url)!r}, model={self.model!r}, "
+            f"{type(self).__name__}(url={redact_url(self.url)!r}, model={self.model!r}, "
             f"transport={self.transport!r}, headers={sorted(self._headers)})"
         )
 
@@ -113,12 +117,12 @@ class BaseClient:
 
     def _may_retry(self, attempt: int, exc: errors.TritonError) -> bool:
         """Whether failed attempt ``attempt`` (0-based) is retried: opt-in, and only before any event."""
-        return attempt < self.retry.max_retries and protocol.should_retry(exc)
+        return attempt < self.retry.max_retries and should_retry(exc)
 
     def _retry_delay(self, attempt: int, exc: errors.TritonError) -> float:
         """Seconds to wait before the next attempt (the server's ``Retry-After`` when it sent one)."""
         retry_after = exc.retry_after if isinstance(exc, errors.TritonStatusError) else None
-        delay = protocol.retry_delay(attempt, self.retry, rand=random.random(), retry_after=retry_after)
+        delay = retry_delay(attempt, self.retry, rand=random.random(), retry_after=retry_after)
         logger.info(
             "retrying in %.2f s after %s (retry %d of %d)", delay, exc, attempt + 1, self.retry.max_retries
         )
@@ -196,6 +200,6 @@ class BaseStream(Generic[SourceT]):
     def _next_body(self, inputs: ModelInputs | None, text_mode: TextMode | None) -> dict[str, Any]:
         """The body of the next attempt, with the stream's state reset to the model's text mode."""
         mode = inputs.text_mode if inputs is not None else (text_mode or "delta")
-        body = protocol.build_body(self.request, inputs, stream=True)
+        body = build_body(self.request, inputs, stream=True)
         self.state = StreamState(mode)
         return body

@@ -22,11 +22,13 @@ from typing import Any, Protocol, TypeVar, cast
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-from trtclient import errors, protocol, rxstamp
+from trtclient import errors, rxstamp
 from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
 from trtclient.constants import USER_AGENT
+from trtclient.inputs import ModelInputs, build_body, encode_body, make_request
+from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
 from trtclient.prometheus import Sample, parse_metrics
-from trtclient.protocol import ModelInputs, StreamState, TextMode
+from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
 from trtclient.schema import (
     GenerateRequest,
     GenerateResponse,
@@ -37,7 +39,9 @@ from trtclient.schema import (
     StreamChunk,
 )
 from trtclient.sse import SSEDecoder
+from trtclient.streaming import StreamState, TextMode, chunks_from_events, text_mode_from_config
 from trtclient.timing import now_ns
+from trtclient.urls import model_path, redact_url, stats_path, version_param
 
 __all__ = ["AsyncGenerateStream", "AsyncTritonClient"]
 
@@ -146,12 +150,12 @@ class AsyncTritonClient(BaseClient):
         a ready :class:`~trtclient.schema.GenerateRequest`. Streamed or multi-sequence requests need
         :meth:`generate_stream`.
         """
-        request = protocol.make_request(prompt, inputs)
+        request = make_request(prompt, inputs)
         name = model or self.model
 
         async def send(attempt: int) -> GenerateResponse:
             model_inputs = await self._inputs_for(name)
-            body = protocol.build_body(request, model_inputs)
+            body = build_body(request, model_inputs)
             return await self._impl().generate(name, body, model_inputs)
 
         return await self._retrying(send)
@@ -165,7 +169,7 @@ class AsyncTritonClient(BaseClient):
         defaults to true. Use it as ``async with client.generate_stream(...) as s: async for c in s``
         so the connection is closed even when you stop early.
         """
-        request = protocol.make_request(prompt, inputs)
+        request = make_request(prompt, inputs)
         return AsyncGenerateStream(self, request, model or self.model)
 
     async def model_inputs(self, model: str | None = None) -> ModelInputs:
@@ -210,7 +214,7 @@ class AsyncTritonClient(BaseClient):
             config = await impl.model_config(model, None)
         except errors.TritonStatusError:
             return "delta"
-        return protocol.text_mode_from_config(config)
+        return text_mode_from_config(config)
 
     # --- the rest of the HTTP API -----------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class AsyncTritonClient(BaseClient):
 
     async def is_model_ready(self, model: str | None = None, version: str | int | None = None) -> bool:
         """``GET /v2/models/{model}/ready``: False for an unknown or unready model."""
-        return await self._impl().model_ready(model or self.model, protocol.version_param(version))
+        return await self._impl().model_ready(model or self.model, version_param(version))
 
     async def server_metadata(self) -> ServerMetadata:
         """``GET /v2``: name, version, extensions."""
@@ -234,14 +238,14 @@ class AsyncTritonClient(BaseClient):
         self, model: str | None = None, version: str | int | None = None
     ) -> ModelMetadata:
         """``GET /v2/models/{model}``: platform, versions, inputs and outputs."""
-        data = await self._impl().model_metadata(model or self.model, protocol.version_param(version))
+        data = await self._impl().model_metadata(model or self.model, version_param(version))
         return ModelMetadata.model_validate(data)
 
     async def model_config(
         self, model: str | None = None, version: str | int | None = None
     ) -> dict[str, Any]:
         """``GET /v2/models/{model}/config``: the model configuration as JSON."""
-        return await self._impl().model_config(model or self.model, protocol.version_param(version))
+        return await self._impl().model_config(model or self.model, version_param(version))
 
     async def repository_index(self, *, ready: bool = False) -> list[RepositoryModel]:
         """``POST /v2/repository/index``: every model in the repository with its state."""
@@ -252,7 +256,7 @@ class AsyncTritonClient(BaseClient):
     ) -> list[ModelStats]:
         """``GET /v2/models/{model}/stats``; ``model=""`` gives every model's statistics."""
         name = self.model if model is None else model
-        data = await self._impl().model_statistics(name, protocol.version_param(version))
+        data = await self._impl().model_statistics(name, version_param(version))
         return [ModelStats.model_validate(item) for item in data.get("model_stats") or []]
 
     async def metrics(self) -> list[Sample]:
@@ -266,7 +270,7 @@ class AsyncTritonClient(BaseClient):
             async with session.get(url) as response:
                 body = await response.read()
                 if response.status != 200:
-                    raise protocol.response_error(response.status, body, url=url)
+                    raise response_error(response.status, body, url=url)
         except aiohttp.ClientError as exc:
             raise _map_error(exc, url, sent=False) from exc
         except TimeoutError as exc:
@@ -373,7 +377,7 @@ def _make_session(
     kernel_stamps: bool = False,
 ) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=0, ssl=protocol.ssl_option(endpoint.verify, endpoint.cert)
+        limit=connections, limit_per_host=0, ssl=ssl_option(endpoint.verify, endpoint.cert)
     )
     if kernel_stamps and rxstamp.keep_enabled() and hasattr(connector, "_factory"):
         # The connector builds each connection's protocol from this factory (aiohttp internals; a
@@ -416,7 +420,7 @@ async def _on_headers_sent(
 
 def _map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonError:
     """Translate an aiohttp/asyncio failure into the trtclient exception tree."""
-    shown = protocol.redact_url(url)
+    shown = redact_url(url)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return errors.ConnectTimeoutError(f"connecting to {shown} timed out", url=shown)
     if isinstance(exc, aiohttp.ServerTimeoutError):
@@ -437,7 +441,7 @@ def _map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonErro
 
 
 def _read_timeout(url: str) -> errors.ReadTimeoutError:
-    shown = protocol.redact_url(url)
+    shown = redact_url(url)
     return errors.ReadTimeoutError(f"no data from {shown} within the read timeout", url=shown)
 
 
@@ -467,23 +471,21 @@ class _AsyncHTTPTransport:
     ) -> tuple[int, bytes]:
         url = self.url + path
         try:
-            async with self.session.request(
-                method, url, data=body, headers=protocol.JSON_HEADERS
-            ) as response:
+            async with self.session.request(method, url, data=body, headers=JSON_HEADERS) as response:
                 payload = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=True) from exc
         if status not in ok:
-            raise protocol.response_error(status, payload, url=url)
+            raise response_error(status, payload, url=url)
         return status, payload
 
     async def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
         _, payload = await self._request(method, path, body)
-        return protocol.parse_json(payload, url=self.url + path)
+        return parse_json(payload, url=self.url + path)
 
     async def _object(self, path: str) -> dict[str, Any]:
-        return protocol.json_object(await self._json("GET", path), url=self.url)
+        return json_object(await self._json("GET", path), url=self.url)
 
     async def _probe(self, path: str) -> bool:
         status, _ = await self._request("GET", path, ok=(200, 400, 404, 503))
@@ -496,58 +498,56 @@ class _AsyncHTTPTransport:
         return await self._probe("/v2/health/ready")
 
     async def model_ready(self, model: str, version: str | None) -> bool:
-        return await self._probe(protocol.model_path(model, version) + "/ready")
+        return await self._probe(model_path(model, version) + "/ready")
 
     async def server_metadata(self) -> dict[str, Any]:
         return await self._object("/v2")
 
     async def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
-        return await self._object(protocol.model_path(model, version))
+        return await self._object(model_path(model, version))
 
     async def model_config(self, model: str, version: str | None) -> dict[str, Any]:
-        return await self._object(protocol.model_path(model, version) + "/config")
+        return await self._object(model_path(model, version) + "/config")
 
     async def repository_index(self, ready: bool) -> list[dict[str, Any]]:
-        body = protocol.encode_body({"ready": ready})
-        return protocol.repository_list(await self._json("POST", "/v2/repository/index", body), url=self.url)
+        body = encode_body({"ready": ready})
+        return repository_list(await self._json("POST", "/v2/repository/index", body), url=self.url)
 
     async def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
-        return await self._object(protocol.stats_path(model, version))
+        return await self._object(stats_path(model, version))
 
     async def generate(
         self, model: str, body: dict[str, Any], inputs: ModelInputs | None
     ) -> GenerateResponse:
-        url = self.url + protocol.model_path(model) + "/generate"
-        data = protocol.encode_body(body)
+        url = self.url + model_path(model) + "/generate"
+        data = encode_body(body)
         try:
-            async with self.session.post(url, data=data, headers=protocol.JSON_HEADERS) as response:
+            async with self.session.post(url, data=data, headers=JSON_HEADERS) as response:
                 payload = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=True) from exc
         if status != 200:
-            raise protocol.response_error(status, payload, url=url, retry_after=retry_after)
-        return protocol.parse_generate_body(payload, url=url)
+            raise response_error(status, payload, url=url, retry_after=retry_after)
+        return parse_generate_body(payload, url=url)
 
     async def open_stream(
         self, model: str, body: dict[str, Any], inputs: ModelInputs | None, stream: AsyncGenerateStream
     ) -> AsyncChunkSource:
-        url = self.url + protocol.model_path(model) + "/generate_stream"
+        url = self.url + model_path(model) + "/generate_stream"
         stream.url = url
-        data = protocol.encode_body(body)
+        data = encode_body(body)
         stamp = _SentStamp()
         try:
-            response = await self.session.post(
-                url, data=data, headers=protocol.JSON_HEADERS, trace_request_ctx=stamp
-            )
+            response = await self.session.post(url, data=data, headers=JSON_HEADERS, trace_request_ctx=stamp)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _map_error(exc, url, sent=bool(stamp.ns)) from exc
         stream.headers_ns = now_ns()
         headers_wall_ns = time.time_ns()
         stream.sent_ns = stamp.ns
         stream.status_code = response.status
-        stream.response_headers = protocol.safe_headers(response.headers)
+        stream.response_headers = safe_headers(response.headers)
         if response.status != 200:
             try:
                 payload = await response.read()
@@ -556,7 +556,7 @@ class _AsyncHTTPTransport:
                 raise _map_error(exc, url, sent=True) from exc
             finally:
                 response.release()
-            raise protocol.response_error(
+            raise response_error(
                 response.status, payload, url=url, retry_after=response.headers.get("Retry-After")
             )
         handler = response.connection.protocol if response.connection is not None else None
@@ -658,7 +658,7 @@ class _AiohttpSource:
             return []
         if len(events) == 1:
             return [self.state.chunk_from_event(events[0])]
-        chunks, self._pending = protocol.chunks_from_events(self.state, events)
+        chunks, self._pending = chunks_from_events(self.state, events)
         return chunks
 
     def _downgrade_clock(self) -> None:

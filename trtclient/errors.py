@@ -37,10 +37,13 @@ Messages carry Triton's own error text where there is one, and never a header va
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from typing import Literal
 
 __all__ = [
+    "ERROR_KINDS",
+    "QUEUE_FULL_MESSAGE",
     "AccessDeniedError",
     "BadRequestError",
     "ConnectTimeoutError",
@@ -70,6 +73,7 @@ __all__ = [
     "TritonTimeoutError",
     "TritonTransportError",
     "UnsupportedInputError",
+    "error_kind",
 ]
 
 TimeoutPhase = Literal["connect", "read", "total"]
@@ -296,3 +300,68 @@ class ServerTimeoutError(LauncherError):
     def __init__(self, message: str, *, log_tail: str) -> None:
         self.log_tail = log_tail
         super().__init__(f"{message}\n--- last lines of the server log ---\n{log_tail}".rstrip())
+
+
+# failure kinds
+
+#: Every value error_kind() returns, with its meaning.
+ERROR_KINDS: dict[str, str] = {
+    "invalid_request": "the request failed validation; nothing was sent",
+    "unsupported_input": "the model has no such input; nothing was sent",
+    "connect": "could not connect (refused, DNS, TLS)",
+    "disconnect": "the connection dropped after the request was sent",
+    "transport": "another transport failure",
+    "timeout_connect": "connecting took longer than the connect timeout",
+    "timeout_read": "no byte arrived within the read timeout",
+    "timeout_total": "the whole request took longer than the total timeout",
+    "queue_full": "Triton's queue was full ('Exceeds maximum queue size': 503 directly, 400 via an ensemble)",
+    "http_<status>": "the server answered with this error status (http_400, http_404, http_500, http_503...)",
+    "grpc_<code>": "the gRPC call failed with this status (grpc_invalid_argument, grpc_unavailable...)",
+    "stream_error": "an error event arrived inside a 200 stream",
+    "error_body": "a 200 /generate body carried an error",
+    "empty_stream": "a 200 stream ended without any event",
+    "invalid_json": "the server sent something that is not the expected JSON",
+    "malformed_sse": "the event stream broke off in the middle of an event",
+    "cancelled": "the caller cancelled the request",
+    "launcher": "starting a server failed",
+    "other": "anything else",
+}
+
+
+QUEUE_FULL_MESSAGE = "Exceeds maximum queue size"
+"""Triton's words for a full scheduler queue: 503 from a model called directly, but 400 (in an SSE body)
+through an ensemble, so the status alone does not say it."""
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, stable name of a failure's kind, for load-test records (see ERROR_KINDS)."""
+    if isinstance(exc, TritonStatusError):
+        if QUEUE_FULL_MESSAGE in exc.message:
+            return "queue_full"
+        if exc.grpc_code:
+            return f"grpc_{exc.grpc_code.lower()}"
+        return f"http_{exc.status_code}"
+    if isinstance(exc, TritonTimeoutError):
+        return f"timeout_{exc.phase}"
+    for cls, kind in _KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return "other"
+
+
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (UnsupportedInputError, "unsupported_input"),
+    (RequestValidationError, "invalid_request"),
+    (TritonConnectionError, "connect"),
+    (TritonDisconnectedError, "disconnect"),
+    (TritonTransportError, "transport"),
+    (TritonStreamError, "stream_error"),
+    (ErrorBodyError, "error_body"),
+    (EmptyStreamError, "empty_stream"),
+    (InvalidJSONError, "invalid_json"),
+    (MalformedStreamError, "malformed_sse"),
+    (LauncherError, "launcher"),
+    (asyncio.CancelledError, "cancelled"),
+    (KeyboardInterrupt, "cancelled"),
+    (TimeoutError, "timeout_total"),
+)

@@ -29,10 +29,13 @@ from google.protobuf.json_format import MessageToDict  # type: ignore[import-unt
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from trtclient import errors, protocol
+from trtclient import errors
 from trtclient._base import BaseStream, Endpoint
-from trtclient.protocol import ModelInputs, Timeout
+from trtclient.inputs import ModelInputs
+from trtclient.options import Timeout
+from trtclient.responses import status_error_class
 from trtclient.schema import GenerateResponse, StreamChunk
+from trtclient.streaming import StreamState
 from trtclient.timing import now_ns
 
 if TYPE_CHECKING:
@@ -261,7 +264,7 @@ def map_rpc_error(exc: grpc.RpcError, target: str, *, in_stream: bool = False) -
     if code == "CANCELLED":
         return errors.TritonDisconnectedError(f"gRPC call to {target} was cancelled: {details}", url=target)
     status = _STATUS_BY_CODE.get(code, 500)
-    return protocol.status_error_class(status)(details, status_code=status, url=target, grpc_code=code)
+    return status_error_class(status)(details, status_code=status, url=target, grpc_code=code)
 
 
 def _stream_error(message: str, target: str, count: int) -> errors.TritonStreamError:
@@ -340,10 +343,10 @@ class _GRPCConfig:
             cert=endpoint.cert,
         )
 
-    def _stream_state(self, stream: BaseStream[Any] | None, inputs: ModelInputs) -> protocol.StreamState:
+    def _stream_state(self, stream: BaseStream[Any] | None, inputs: ModelInputs) -> StreamState:
         """The state a call's responses fill, once its headers came: the stream's, or generate's own."""
         if stream is None:
-            return protocol.StreamState(inputs.text_mode, url=self.target)
+            return StreamState(inputs.text_mode, url=self.target)
         stream.headers_ns = now_ns()
         stream.status_code = 200
         stream.state.url = stream.url
@@ -457,7 +460,7 @@ class _GRPCReader:
     then delays the server's shutdown past its exit timeout. Calls stopped early are cancelled.
     """
 
-    def __init__(self, call: Any, state: protocol.StreamState, target: str) -> None:
+    def __init__(self, call: Any, state: StreamState, target: str) -> None:
         self.call = call
         self.state = state
         self.target = target
@@ -491,9 +494,7 @@ class _GRPCReader:
 class _AsyncGRPCSource(_GRPCReader):
     """Reads the responses of one ``ModelStreamInfer`` call until the final one (and the call's end)."""
 
-    def __init__(
-        self, call: Any, state: protocol.StreamState, target: str, read_timeout: float | None
-    ) -> None:
+    def __init__(self, call: Any, state: StreamState, target: str, read_timeout: float | None) -> None:
         super().__init__(call, state, target)
         self.read_timeout = read_timeout
 
@@ -626,7 +627,7 @@ class GRPCTransport(_GRPCConfig):
 class _GRPCSource(_GRPCReader):
     """Blocking reader of one ``ModelStreamInfer`` call until the final response (and the call's end)."""
 
-    def __init__(self, call: Any, state: protocol.StreamState, target: str) -> None:
+    def __init__(self, call: Any, state: StreamState, target: str) -> None:
         super().__init__(call, state, target)
         self.messages: Iterator[Any] = iter(call)
 

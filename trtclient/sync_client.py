@@ -16,11 +16,13 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from trtclient import errors, protocol
+from trtclient import errors
 from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
 from trtclient.constants import USER_AGENT
+from trtclient.inputs import ModelInputs, build_body, encode_body, make_request
+from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
 from trtclient.prometheus import Sample, parse_metrics
-from trtclient.protocol import ModelInputs, StreamState, TextMode
+from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
 from trtclient.schema import (
     GenerateRequest,
     GenerateResponse,
@@ -31,7 +33,9 @@ from trtclient.schema import (
     StreamChunk,
 )
 from trtclient.sse import SSEDecoder
+from trtclient.streaming import StreamState, TextMode, chunks_from_events, text_mode_from_config
 from trtclient.timing import now_ns
+from trtclient.urls import model_path, redact_url, stats_path, version_param
 
 __all__ = ["GenerateStream", "TritonClient"]
 
@@ -105,12 +109,12 @@ class TritonClient(BaseClient):
         self, prompt: str | GenerateRequest, *, model: str | None = None, **inputs: Any
     ) -> GenerateResponse:
         """One request to ``/generate``; see :meth:`AsyncTritonClient.generate`."""
-        request = protocol.make_request(prompt, inputs)
+        request = make_request(prompt, inputs)
         name = model or self.model
 
         def send(attempt: int) -> GenerateResponse:
             model_inputs = self._inputs_for(name)
-            body = protocol.build_body(request, model_inputs)
+            body = build_body(request, model_inputs)
             return self._transport().generate(name, body, model_inputs)
 
         return self._retrying(send)
@@ -119,7 +123,7 @@ class TritonClient(BaseClient):
         self, prompt: str | GenerateRequest, *, model: str | None = None, **inputs: Any
     ) -> GenerateStream:
         """A streamed request; iterate it for :class:`StreamChunk` objects (see the async client)."""
-        request = protocol.make_request(prompt, inputs)
+        request = make_request(prompt, inputs)
         return GenerateStream(self, request, model or self.model)
 
     def model_inputs(self, model: str | None = None) -> ModelInputs:
@@ -157,7 +161,7 @@ class TritonClient(BaseClient):
             config = impl.model_config(model, None)
         except errors.TritonStatusError:
             return "delta"
-        return protocol.text_mode_from_config(config)
+        return text_mode_from_config(config)
 
     # --- the rest of the HTTP API -----------------------------------------------------------------
 
@@ -171,7 +175,7 @@ class TritonClient(BaseClient):
 
     def is_model_ready(self, model: str | None = None, version: str | int | None = None) -> bool:
         """``GET /v2/models/{model}/ready``: False for an unknown or unready model."""
-        return self._transport().model_ready(model or self.model, protocol.version_param(version))
+        return self._transport().model_ready(model or self.model, version_param(version))
 
     def server_metadata(self) -> ServerMetadata:
         """``GET /v2``: name, version, extensions."""
@@ -180,12 +184,12 @@ class TritonClient(BaseClient):
     def model_metadata(self, model: str | None = None, version: str | int | None = None) -> ModelMetadata:
         """``GET /v2/models/{model}``: platform, versions, inputs and outputs."""
         return ModelMetadata.model_validate(
-            self._transport().model_metadata(model or self.model, protocol.version_param(version))
+            self._transport().model_metadata(model or self.model, version_param(version))
         )
 
     def model_config(self, model: str | None = None, version: str | int | None = None) -> dict[str, Any]:
         """``GET /v2/models/{model}/config``: the model configuration as JSON."""
-        return self._transport().model_config(model or self.model, protocol.version_param(version))
+        return self._transport().model_config(model or self.model, version_param(version))
 
     def repository_index(self, *, ready: bool = False) -> list[RepositoryModel]:
         """``POST /v2/repository/index``: every model in the repository with its state."""
@@ -196,7 +200,7 @@ class TritonClient(BaseClient):
     ) -> list[ModelStats]:
         """``GET /v2/models/{model}/stats``; ``model=""`` gives every model's statistics."""
         name = self.model if model is None else model
-        data = self._transport().model_statistics(name, protocol.version_param(version))
+        data = self._transport().model_statistics(name, version_param(version))
         return [ModelStats.model_validate(item) for item in data.get("model_stats") or []]
 
     def metrics(self) -> list[Sample]:
@@ -210,7 +214,7 @@ class TritonClient(BaseClient):
         except httpx.HTTPError as exc:
             raise _map_error(exc, url) from exc
         if response.status_code != 200:
-            raise protocol.response_error(response.status_code, response.content, url=url)
+            raise response_error(response.status_code, response.content, url=url)
         return parse_metrics(response.text)
 
 
@@ -297,14 +301,14 @@ def _make_httpx(endpoint: Endpoint, *, connections: int) -> httpx.Client:
         headers={"User-Agent": USER_AGENT, **endpoint.headers},
         timeout=httpx.Timeout(connect=timeout.connect, read=read, write=read, pool=None),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        verify=protocol.ssl_option(endpoint.verify, endpoint.cert),
+        verify=ssl_option(endpoint.verify, endpoint.cert),
         trust_env=False,
     )
 
 
 def _map_error(exc: BaseException, url: str, *, timed_out_total: bool = False) -> errors.TritonError:
     """Translate an httpx failure into the trtclient exception tree."""
-    shown = protocol.redact_url(url)
+    shown = redact_url(url)
     if timed_out_total:
         return errors.TotalTimeoutError(f"request to {shown} exceeded the total timeout", url=shown)
     if isinstance(exc, httpx.ConnectTimeout):
@@ -335,12 +339,12 @@ class _HTTPTransport:
         url = self.url + path
         deadline = None if self.total is None else time.monotonic() + self.total
         try:
-            response = self.http.request(method, url, content=body, headers=protocol.JSON_HEADERS)
+            response = self.http.request(method, url, content=body, headers=JSON_HEADERS)
         except httpx.HTTPError as exc:
             late = deadline is not None and time.monotonic() >= deadline
             raise _map_error(exc, url, timed_out_total=late) from exc
         if response.status_code not in ok:
-            raise protocol.response_error(
+            raise response_error(
                 response.status_code,
                 response.content,
                 url=url,
@@ -350,10 +354,10 @@ class _HTTPTransport:
 
     def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
         response = self._request(method, path, body)
-        return protocol.parse_json(response.content, url=self.url + path)
+        return parse_json(response.content, url=self.url + path)
 
     def _object(self, path: str) -> dict[str, Any]:
-        return protocol.json_object(self._json("GET", path), url=self.url)
+        return json_object(self._json("GET", path), url=self.url)
 
     def _probe(self, path: str) -> bool:
         return self._request("GET", path, ok=(200, 400, 404, 503)).status_code == 200
@@ -365,33 +369,33 @@ class _HTTPTransport:
         return self._probe("/v2/health/ready")
 
     def model_ready(self, model: str, version: str | None) -> bool:
-        return self._probe(protocol.model_path(model, version) + "/ready")
+        return self._probe(model_path(model, version) + "/ready")
 
     def server_metadata(self) -> dict[str, Any]:
         return self._object("/v2")
 
     def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(protocol.model_path(model, version))
+        return self._object(model_path(model, version))
 
     def model_config(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(protocol.model_path(model, version) + "/config")
+        return self._object(model_path(model, version) + "/config")
 
     def repository_index(self, ready: bool) -> list[dict[str, Any]]:
-        body = protocol.encode_body({"ready": ready})
-        return protocol.repository_list(self._json("POST", "/v2/repository/index", body), url=self.url)
+        body = encode_body({"ready": ready})
+        return repository_list(self._json("POST", "/v2/repository/index", body), url=self.url)
 
     def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(protocol.stats_path(model, version))
+        return self._object(stats_path(model, version))
 
     def generate(self, model: str, body: dict[str, Any], inputs: ModelInputs | None) -> GenerateResponse:
-        path = protocol.model_path(model) + "/generate"
-        response = self._request("POST", path, protocol.encode_body(body))
-        return protocol.parse_generate_body(response.content, url=self.url + path)
+        path = model_path(model) + "/generate"
+        response = self._request("POST", path, encode_body(body))
+        return parse_generate_body(response.content, url=self.url + path)
 
     def open_stream(
         self, model: str, body: dict[str, Any], inputs: ModelInputs | None, stream: GenerateStream
     ) -> ChunkSource:
-        url = self.url + protocol.model_path(model) + "/generate_stream"
+        url = self.url + model_path(model) + "/generate_stream"
         stream.url = url
         deadline = None if self.total is None else time.monotonic() + self.total
         # The trace hook must not refer to the stream: httpx keeps it alive with the connection, and
@@ -405,8 +409,8 @@ class _HTTPTransport:
         request = self.http.build_request(
             "POST",
             url,
-            content=protocol.encode_body(body),
-            headers=protocol.JSON_HEADERS,
+            content=encode_body(body),
+            headers=JSON_HEADERS,
             extensions={"trace": trace},
         )
         try:
@@ -417,7 +421,7 @@ class _HTTPTransport:
         stream.headers_ns = now_ns()
         stream.sent_ns = sent[0]
         stream.status_code = response.status_code
-        stream.response_headers = protocol.safe_headers(response.headers)
+        stream.response_headers = safe_headers(response.headers)
         if response.status_code != 200:
             try:
                 payload = response.read()
@@ -425,7 +429,7 @@ class _HTTPTransport:
                 raise _map_error(exc, url) from exc
             finally:
                 response.close()
-            raise protocol.response_error(
+            raise response_error(
                 response.status_code, payload, url=url, retry_after=response.headers.get("Retry-After")
             )
         return _HttpxSource(response, stream.state, url, deadline)
@@ -464,7 +468,7 @@ class _HttpxSource:
             self.close()
             return None
         try:
-            chunks, self._pending = protocol.chunks_from_events(self.state, self.decoder.feed(data, arrival))
+            chunks, self._pending = chunks_from_events(self.state, self.decoder.feed(data, arrival))
         except errors.TritonError:
             self.close()
             raise

@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 import pytest
 
-from trtclient import AsyncTritonClient, Timeout, TritonClient, errors, protocol
+from trtclient import AsyncTritonClient, Timeout, TritonClient, errors
+from trtclient.errors import error_kind
 from trtclient.schema import StreamChunk
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 from trtclient.timing import to_epoch_ns
@@ -162,7 +163,7 @@ def test_kinds_of_real_failures(triton_server: ServerHandle) -> None:
     for variant, kind in ((http, "http_404"), (grpc, "grpc_not_found")):
         with pytest.raises(errors.NotFoundError) as info:
             variant.call("generate", PROMPT, model="no_such_model")
-        assert protocol.error_kind(info.value) == kind
+        assert error_kind(info.value) == kind
 
 
 # --- cumulative text (BLS with accumulate_tokens) -------------------------------------------------
@@ -281,7 +282,7 @@ async def test_a_thousand_concurrent_streams_through_one_client(
                 return texts
 
         results = await asyncio.gather(*(one() for _ in range(1000)), return_exceptions=True)
-    failures = collections.Counter(protocol.error_kind(r) for r in results if isinstance(r, BaseException))
+    failures = collections.Counter(error_kind(r) for r in results if isinstance(r, BaseException))
     assert failures == {}
     assert [len(r) for r in results] == [4] * 1000  # type: ignore[arg-type]
     if transport == "http":

@@ -21,9 +21,11 @@ import httpx
 import pytest
 from triton_fake import OLD_INPUTS, Exchange, FakeTriton, sse
 
-from trtclient import AsyncTritonClient, TritonClient, errors, protocol
+from trtclient import AsyncTritonClient, TritonClient, errors
 from trtclient.client import _map_error as map_aiohttp_error
-from trtclient.protocol import RetryPolicy, Timeout
+from trtclient.errors import error_kind
+from trtclient.options import Timeout
+from trtclient.retry import RetryPolicy
 from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.sync_client import _map_error as map_httpx_error
 
@@ -304,7 +306,7 @@ def test_failure_shapes(
         assert [c.text for c in result.chunks] == ["a", "b"][:delivered]
         assert result.stream.closed
     assert type(error) is exc_type
-    assert protocol.error_kind(error) == kind
+    assert error_kind(error) == kind
     if isinstance(error, errors.TritonStatusError):
         assert error.message.split(" (")[0] in str(error)
         assert not error.message.startswith("data:")
@@ -315,7 +317,7 @@ def test_total_timeout_ends_a_stream_that_never_stops(fake: FakeTriton, mode: st
     fake.on("POST", STREAM, drip)
     result = Facade(mode, fake.url, timeout=Timeout(connect=5, read=5, total=0.3)).collect("hi")
     assert type(result.error) is errors.TotalTimeoutError
-    assert protocol.error_kind(result.error) == "timeout_total"
+    assert error_kind(result.error) == "timeout_total"
     assert len(result.chunks) >= 1
 
 
@@ -325,7 +327,7 @@ def test_refused_connection(mode: str) -> None:
         port = sock.getsockname()[1]
     with pytest.raises(errors.TritonConnectionError) as info:
         Facade(mode, f"http://127.0.0.1:{port}").generate("hi")
-    assert protocol.error_kind(info.value) == "connect"
+    assert error_kind(info.value) == "connect"
 
 
 # --- retries ----------------------------------------------------------------------------------------

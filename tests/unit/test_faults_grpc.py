@@ -10,8 +10,8 @@ from __future__ import annotations
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from trtclient.errors import error_kind
 from trtclient.grpc_transport import map_rpc_error
-from trtclient.protocol import error_kind
 
 
 class BrokenCall(grpc.RpcError):  # type: ignore[misc]

@@ -20,7 +20,8 @@ from trtclient import AsyncTritonClient, TritonClient
 from trtclient.bench.schedule import Burst, Concurrency, Rate, Stop
 from trtclient.cli import main
 from trtclient.errors import RequestValidationError, SetupError, UnsupportedInputError
-from trtclient.protocol import Timeout, make_request
+from trtclient.inputs import make_request
+from trtclient.options import Timeout
 from trtclient.server.launcher import EmbeddedTriton, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))

@@ -22,8 +22,14 @@ import pytest
 
 from trtclient import AsyncTritonClient, TritonClient
 from trtclient.cli import build_parser, main
-from trtclient.errors import PortInUseError, RequestValidationError, TritonConnectionError, TritonError
-from trtclient.protocol import Timeout, error_kind
+from trtclient.errors import (
+    PortInUseError,
+    RequestValidationError,
+    TritonConnectionError,
+    TritonError,
+    error_kind,
+)
+from trtclient.options import Timeout
 from trtclient.server.launcher import EmbeddedTriton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))

@@ -8,7 +8,8 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2 as pb
 
-from trtclient import errors, protocol
+from trtclient import errors
+from trtclient.errors import error_kind
 from trtclient.grpc_transport import (
     build_infer_request,
     decode_tensor,
@@ -17,7 +18,7 @@ from trtclient.grpc_transport import (
     response_data,
     tensor_shape,
 )
-from trtclient.protocol import ModelInputs
+from trtclient.inputs import ModelInputs, build_body, make_request
 
 INPUTS = ModelInputs.from_metadata(
     {
@@ -62,11 +63,11 @@ def test_unsupported_datatype_is_refused() -> None:
 
 
 def test_request_carries_inputs_id_parameters_and_the_final_flag() -> None:
-    request = protocol.make_request(
+    request = make_request(
         "hi",
         {"max_tokens": 3, "stop_words": ["a", "b"], "seed": 9, "id": "r1", "parameters": {"priority": 2}},
     )
-    body = protocol.build_body(request, INPUTS, stream=True)
+    body = build_body(request, INPUTS, stream=True)
     message = build_infer_request("ensemble", body, INPUTS)
     assert message.model_name == "ensemble" and message.id == "r1"
     tensors = {t.name: (t.datatype, list(t.shape)) for t in message.inputs}
@@ -159,6 +160,6 @@ def test_rpc_errors_map_to_the_same_tree(
 ) -> None:
     error = map_rpc_error(FakeRpcError(code, details), "127.0.0.1:8001")
     assert type(error) is cls
-    assert protocol.error_kind(error) == kind
+    assert error_kind(error) == kind
     if isinstance(error, errors.TritonStatusError):
         assert error.message == details and error.grpc_code == code.name

@@ -22,7 +22,8 @@ from types import ModuleType
 import pytest
 
 from trtclient import errors
-from trtclient.protocol import Timeout, error_kind
+from trtclient.errors import error_kind
+from trtclient.options import Timeout
 from trtclient.records import RequestRecord
 from trtclient.schema import StreamChunk
 from trtclient.timing import now_ns

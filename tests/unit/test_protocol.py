@@ -8,10 +8,16 @@ from typing import Any
 
 import pytest
 
-from trtclient import errors, protocol
-from trtclient.protocol import ModelInputs, RetryPolicy, StreamState, Timeout
+from trtclient import errors
+from trtclient.errors import ERROR_KINDS, error_kind
+from trtclient.inputs import ModelInputs, build_body, encode_body, make_request
+from trtclient.options import Timeout, check_headers, safe_headers
+from trtclient.responses import error_message, parse_generate_body, parse_retry_after, status_error
+from trtclient.retry import RetryPolicy, retry_delay, should_retry
 from trtclient.schema import GenerateRequest
 from trtclient.sse import SSEEvent
+from trtclient.streaming import StreamState, text_mode_from_config
+from trtclient.urls import metrics_url_for, model_path, move_credentials, normalize_url, redact_url
 
 
 def metadata(*names: str, datatypes: dict[str, str] | None = None) -> dict[str, Any]:
@@ -69,7 +75,7 @@ OLD = ModelInputs.from_metadata(
     ],
 )
 def test_http_urls_are_normalized(url: str, expected: str) -> None:
-    assert protocol.normalize_url(url) == expected
+    assert normalize_url(url) == expected
 
 
 @pytest.mark.parametrize(
@@ -83,47 +89,47 @@ def test_http_urls_are_normalized(url: str, expected: str) -> None:
     ],
 )
 def test_grpc_targets_are_normalized(url: str, expected: str) -> None:
-    assert protocol.normalize_url(url, transport="grpc") == expected
+    assert normalize_url(url, transport="grpc") == expected
 
 
 @pytest.mark.parametrize("url", ["", "ftp://host:1", "http://:8000", "http://host:port"])
 def test_bad_urls_are_one_readable_error(url: str) -> None:
     with pytest.raises(errors.RequestValidationError):
-        protocol.normalize_url(url)
+        normalize_url(url)
 
 
 def test_credentials_in_urls_never_reach_messages() -> None:
-    assert protocol.redact_url("https://user:s3cret@host:8000/x") == "https://host:8000/x"
+    assert redact_url("https://user:s3cret@host:8000/x") == "https://host:8000/x"
     with pytest.raises(errors.RequestValidationError) as info:
-        protocol.normalize_url("ftp://user:s3cret@host:1")
+        normalize_url("ftp://user:s3cret@host:1")
     assert "s3cret" not in str(info.value)
 
 
 def test_url_credentials_become_a_basic_authorization_header() -> None:
-    url, headers = protocol.move_credentials("http://alice:p%40ss@127.0.0.1:8000/x", {"X-Key": "k"})
+    url, headers = move_credentials("http://alice:p%40ss@127.0.0.1:8000/x", {"X-Key": "k"})
     assert url == "http://127.0.0.1:8000/x"
     assert headers == {"X-Key": "k", "Authorization": "Basic YWxpY2U6cEBzcw=="}  # alice:p@ss
-    bare, _ = protocol.move_credentials("alice:pw@host:8001", {})
+    bare, _ = move_credentials("alice:pw@host:8001", {})
     assert bare == "host:8001"
-    assert protocol.move_credentials("http://host:1", {"A": "b"}) == ("http://host:1", {"A": "b"})
+    assert move_credentials("http://host:1", {"A": "b"}) == ("http://host:1", {"A": "b"})
     with pytest.raises(errors.RequestValidationError, match="Authorization") as info:
-        protocol.move_credentials("http://alice:pw@host:1", {"authorization": "Bearer t"})
+        move_credentials("http://alice:pw@host:1", {"authorization": "Bearer t"})
     assert info.value.field == "headers"
     assert "pw" not in str(info.value)
 
 
 def test_model_path_escapes_names_and_checks_versions() -> None:
-    assert protocol.model_path("ensemble") == "/v2/models/ensemble"
-    assert protocol.model_path("a b/c", 2) == "/v2/models/a%20b%2Fc/versions/2"
+    assert model_path("ensemble") == "/v2/models/ensemble"
+    assert model_path("a b/c", 2) == "/v2/models/a%20b%2Fc/versions/2"
     with pytest.raises(errors.RequestValidationError):
-        protocol.model_path("ensemble", "latest")
+        model_path("ensemble", "latest")
     with pytest.raises(errors.RequestValidationError):
-        protocol.model_path("")
+        model_path("")
 
 
 def test_metrics_url_defaults_to_port_8002() -> None:
-    assert protocol.metrics_url_for("http://10.0.0.5:8000") == "http://10.0.0.5:8002/metrics"
-    assert protocol.metrics_url_for("127.0.0.1:8001") == "http://127.0.0.1:8002/metrics"
+    assert metrics_url_for("http://10.0.0.5:8000") == "http://10.0.0.5:8002/metrics"
+    assert metrics_url_for("127.0.0.1:8001") == "http://127.0.0.1:8002/metrics"
 
 
 def test_timeout_from_numbers_none_and_objects() -> None:
@@ -138,16 +144,16 @@ def test_timeout_from_numbers_none_and_objects() -> None:
 
 
 def test_user_headers_must_be_strings_and_values_stay_hidden() -> None:
-    assert protocol.check_headers({"X-Key": "v"}) == {"X-Key": "v"}
+    assert check_headers({"X-Key": "v"}) == {"X-Key": "v"}
     with pytest.raises(errors.RequestValidationError) as info:
-        protocol.check_headers({"X-Key": "line\nbreak-s3cret"})
+        check_headers({"X-Key": "line\nbreak-s3cret"})
     assert "s3cret" not in str(info.value)
     with pytest.raises(errors.RequestValidationError):
-        protocol.check_headers({"X-Key": 5})  # type: ignore[dict-item]
+        check_headers({"X-Key": 5})  # type: ignore[dict-item]
 
 
 def test_response_headers_lose_credentials() -> None:
-    safe = protocol.safe_headers({"Set-Cookie": "session=abc", "Content-Type": "text/event-stream"})
+    safe = safe_headers({"Set-Cookie": "session=abc", "Content-Type": "text/event-stream"})
     assert safe == {"set-cookie": "[redacted]", "content-type": "text/event-stream"}
 
 
@@ -155,30 +161,30 @@ def test_response_headers_lose_credentials() -> None:
 
 
 def test_make_request_from_prompt_or_request_with_overrides() -> None:
-    request = protocol.make_request("hi", {"max_tokens": 5, "temperature": None})
+    request = make_request("hi", {"max_tokens": 5, "temperature": None})
     assert request.input_values() == {"text_input": "hi", "max_tokens": 5}
-    merged = protocol.make_request(request, {"top_k": 3})
+    merged = make_request(request, {"top_k": 3})
     assert merged.input_values() == {"text_input": "hi", "max_tokens": 5, "top_k": 3}
-    assert protocol.make_request(request, {}) is request
+    assert make_request(request, {}) is request
 
 
 def test_make_request_errors_name_the_field() -> None:
     with pytest.raises(errors.RequestValidationError) as info:
-        protocol.make_request("hi", {"max_tokens": 0})
+        make_request("hi", {"max_tokens": 0})
     assert info.value.field == "max_tokens"
     assert "max_tokens" in str(info.value) and "got 0" in str(info.value)
     with pytest.raises(errors.RequestValidationError) as nested:
-        protocol.make_request("hi", {"nested": {"a": 1}})
+        make_request("hi", {"nested": {"a": 1}})
     assert nested.value.field == "nested"
     with pytest.raises(errors.RequestValidationError) as empty:
-        protocol.make_request("hi", {"bad_words": []})
+        make_request("hi", {"bad_words": []})
     assert empty.value.field == "bad_words"
     with pytest.raises(errors.RequestValidationError) as union:
-        protocol.make_request("hi", {"stop_words": 5})
+        make_request("hi", {"stop_words": 5})
     assert union.value.field == "stop_words"
     assert "valid string or Input should be a valid list" in str(union.value)
     with pytest.raises(errors.RequestValidationError) as bad_prompt:
-        protocol.make_request(42, {})  # type: ignore[arg-type]
+        make_request(42, {})  # type: ignore[arg-type]
     assert bad_prompt.value.field == "text_input"
 
 
@@ -196,13 +202,13 @@ def test_model_inputs_is_a_mapping_that_knows_both_spellings() -> None:
 
 def test_body_uses_the_names_each_server_accepts() -> None:
     request = GenerateRequest(text_input="hi", max_tokens=4, min_tokens=2, seed=7)
-    assert protocol.build_body(request, OLD) == {
+    assert build_body(request, OLD) == {
         "text_input": "hi",
         "max_tokens": 4,
         "min_length": 2,
         "random_seed": 7,
     }
-    assert protocol.build_body(request, NEW) == {
+    assert build_body(request, NEW) == {
         "text_input": "hi",
         "max_tokens": 4,
         "min_tokens": 2,
@@ -211,21 +217,21 @@ def test_body_uses_the_names_each_server_accepts() -> None:
 
 
 def test_an_input_the_model_lacks_is_refused_with_a_suggestion() -> None:
-    request = protocol.make_request("hi", {"max_token": 4})
+    request = make_request("hi", {"max_token": 4})
     with pytest.raises(errors.UnsupportedInputError) as info:
-        protocol.build_body(request, NEW)
+        build_body(request, NEW)
     assert info.value.field == "max_token"
     assert "Did you mean 'max_tokens'" in str(info.value)
     assert "silently ignore" in str(info.value)
-    newer = protocol.make_request("hi", {"return_num_output_tokens": True})
+    newer = make_request("hi", {"return_num_output_tokens": True})
     with pytest.raises(errors.UnsupportedInputError):
-        protocol.build_body(newer, OLD)
+        build_body(newer, OLD)
 
 
 def test_an_input_given_under_both_spellings_is_refused() -> None:
     request = GenerateRequest.model_validate({"text_input": "hi", "min_tokens": 1, "min_length": 2})
     with pytest.raises(errors.RequestValidationError, match="given twice"):
-        protocol.build_body(request, OLD)
+        build_body(request, OLD)
 
 
 @pytest.mark.parametrize(
@@ -236,36 +242,36 @@ def test_extra_values_must_fit_the_model_datatype(name: str, value: Any) -> None
         metadata("text_input", "max_tokens", "flag", "max_tokens_extra", "temperature_x",
                  datatypes={"text_input": "BYTES", "flag": "BOOL", "temperature_x": "FP32"})
     )  # fmt: skip
-    request = protocol.make_request("hi", {name: value})
+    request = make_request("hi", {name: value})
     with pytest.raises(errors.RequestValidationError, match=name):
-        protocol.build_body(request, inputs)
+        build_body(request, inputs)
 
 
 def test_stream_flag_is_filled_only_when_unset_and_supported() -> None:
     request = GenerateRequest(text_input="hi")
-    assert protocol.build_body(request, NEW, stream=True)["stream"] is True
-    assert "stream" not in protocol.build_body(request, OLD, stream=True)
+    assert build_body(request, NEW, stream=True)["stream"] is True
+    assert "stream" not in build_body(request, OLD, stream=True)
     explicit = GenerateRequest(text_input="hi", stream=False)
-    assert protocol.build_body(explicit, NEW, stream=True)["stream"] is False
+    assert build_body(explicit, NEW, stream=True)["stream"] is False
 
 
 def test_without_metadata_names_are_sent_as_given() -> None:
-    request = protocol.make_request("hi", {"max_token": 3})
-    body = protocol.build_body(request, None, stream=True)
+    request = make_request("hi", {"max_token": 3})
+    body = build_body(request, None, stream=True)
     assert body == {"text_input": "hi", "max_tokens": 16, "max_token": 3, "stream": True}
 
 
 def test_id_and_parameters_go_to_their_own_keys() -> None:
     request = GenerateRequest(text_input="hi", id="r1", parameters={"priority": 1})
-    body = protocol.build_body(request, NEW)
+    body = build_body(request, NEW)
     assert body["id"] == "r1" and body["parameters"] == {"priority": 1}
     clash = GenerateRequest(text_input="hi", parameters={"max_tokens": 1})
     with pytest.raises(errors.RequestValidationError, match="both an input and a request parameter"):
-        protocol.build_body(clash, NEW)
+        build_body(clash, NEW)
 
 
 def test_body_encoding_is_compact_utf8() -> None:
-    assert protocol.encode_body({"text_input": "café", "n": 1}) == '{"text_input":"café","n":1}'.encode()
+    assert encode_body({"text_input": "café", "n": 1}) == '{"text_input":"café","n":1}'.encode()
 
 
 @pytest.mark.parametrize(
@@ -279,7 +285,7 @@ def test_body_encoding_is_compact_utf8() -> None:
     ],
 )
 def test_text_mode_comes_from_the_bls_config(config: dict[str, Any], mode: str) -> None:
-    assert protocol.text_mode_from_config(config) == mode
+    assert text_mode_from_config(config) == mode
 
 
 # --- responses and errors -----------------------------------------------------------------------
@@ -298,7 +304,7 @@ def test_text_mode_comes_from_the_bls_config(config: dict[str, Any], mode: str) 
     ],
 )
 def test_error_message_from_json_sse_or_plain_bodies(body: bytes, message: str) -> None:
-    assert protocol.error_message(body) == message
+    assert error_message(body) == message
 
 
 @pytest.mark.parametrize(
@@ -315,26 +321,26 @@ def test_error_message_from_json_sse_or_plain_bodies(body: bytes, message: str) 
     ],
 )
 def test_status_codes_map_to_classes(status: int, cls: type[errors.TritonStatusError]) -> None:
-    error = protocol.status_error(status, "boom", url="http://u:p@host/x")
+    error = status_error(status, "boom", url="http://u:p@host/x")
     assert type(error) is cls
     assert error.status_code == status
     assert error.message.startswith("boom")
     assert "u:p" not in str(error)
-    assert protocol.error_kind(error) == f"http_{status}"
+    assert error_kind(error) == f"http_{status}"
 
 
 def test_generate_body_success_and_error_shapes() -> None:
-    ok = protocol.parse_generate_body(b'{"model_name":"ensemble","model_version":"1","text_output":"hi"}')
+    ok = parse_generate_body(b'{"model_name":"ensemble","model_version":"1","text_output":"hi"}')
     assert ok.text == "hi"
     with pytest.raises(errors.ErrorBodyError) as info:
-        protocol.parse_generate_body(b'{"error":"generate expects model to produce exactly 1 response, ..."}')
+        parse_generate_body(b'{"error":"generate expects model to produce exactly 1 response, ..."}')
     assert "generate_stream()" in str(info.value)
     with pytest.raises(errors.InvalidJSONError):
-        protocol.parse_generate_body(b"{not json")
+        parse_generate_body(b"{not json")
     with pytest.raises(errors.InvalidJSONError):
-        protocol.parse_generate_body(b"[1, 2]")
+        parse_generate_body(b"[1, 2]")
     with pytest.raises(errors.InvalidJSONError):
-        protocol.parse_generate_body(b"  ")
+        parse_generate_body(b"  ")
 
 
 def event(data: dict[str, Any] | bytes, at: int = 0) -> SSEEvent:
@@ -388,21 +394,21 @@ def test_error_event_after_tokens_is_a_stream_error() -> None:
         state.chunk_from_event(event({"error": "Executor failed"}))
     assert info.value.events_received == 1
     assert info.value.message == "Executor failed"
-    assert protocol.error_kind(info.value) == "stream_error"
+    assert error_kind(info.value) == "stream_error"
 
 
 @pytest.mark.parametrize("raw", [b"{broken", b"[1]", b'"text"'])
 def test_events_that_are_not_json_objects(raw: bytes) -> None:
     with pytest.raises(errors.InvalidJSONError) as info:
         StreamState().chunk_from_event(event(raw))
-    assert protocol.error_kind(info.value) == "invalid_json"
+    assert error_kind(info.value) == "invalid_json"
 
 
 def test_an_empty_200_stream_is_not_a_success() -> None:
     with pytest.raises(errors.EmptyStreamError) as info:
         StreamState().finish()
     assert "required input" in str(info.value)
-    assert protocol.error_kind(info.value) == "empty_stream"
+    assert error_kind(info.value) == "empty_stream"
 
 
 def test_a_stream_cut_inside_an_event_is_malformed() -> None:
@@ -410,7 +416,7 @@ def test_a_stream_cut_inside_an_event_is_malformed() -> None:
     state.chunk_from_event(event({"text_output": "a"}))
     with pytest.raises(errors.MalformedStreamError) as info:
         state.finish(b'data: {"text_out')
-    assert protocol.error_kind(info.value) == "malformed_sse"
+    assert error_kind(info.value) == "malformed_sse"
 
 
 # --- kinds and retries ----------------------------------------------------------------------------
@@ -437,7 +443,7 @@ def test_a_stream_cut_inside_an_event_is_malformed() -> None:
     ],
 )
 def test_error_kinds(exc: BaseException, kind: str) -> None:
-    assert protocol.error_kind(exc) == kind
+    assert error_kind(exc) == kind
 
 
 def test_every_kind_is_documented() -> None:
@@ -450,30 +456,28 @@ def test_every_kind_is_documented() -> None:
         "malformed_sse",
         "cancelled",
     }
-    assert kinds <= set(protocol.ERROR_KINDS)
-    assert {"timeout_connect", "timeout_read", "timeout_total", "http_<status>"} <= set(protocol.ERROR_KINDS)
+    assert kinds <= set(ERROR_KINDS)
+    assert {"timeout_connect", "timeout_read", "timeout_total", "http_<status>"} <= set(ERROR_KINDS)
 
 
 def test_retry_delay_is_capped_exponential_with_jitter() -> None:
     policy = RetryPolicy(max_retries=10, initial_delay=0.5, max_delay=4.0, jitter=0.25)
-    assert [protocol.retry_delay(n, policy, rand=0.0) for n in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert protocol.retry_delay(1, policy, rand=0.999) == pytest.approx(1.0 * (1 - 0.25 * 0.999))
-    assert protocol.retry_delay(0, policy, rand=0.5, retry_after=3.0) == 3.0
-    assert protocol.retry_delay(0, policy, rand=0.5, retry_after=60.0) == 4.0
+    assert [retry_delay(n, policy, rand=0.0) for n in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert retry_delay(1, policy, rand=0.999) == pytest.approx(1.0 * (1 - 0.25 * 0.999))
+    assert retry_delay(0, policy, rand=0.5, retry_after=3.0) == 3.0
+    assert retry_delay(0, policy, rand=0.5, retry_after=60.0) == 4.0
 
 
 def test_only_connection_failures_and_503_before_any_event_are_retried() -> None:
-    assert protocol.should_retry(errors.TritonConnectionError("x"))
-    assert protocol.should_retry(errors.ConnectTimeoutError("x"))
-    assert protocol.should_retry(errors.ServiceUnavailableError("x", status_code=503))
-    assert not protocol.should_retry(errors.ServiceUnavailableError("x", status_code=503), events_received=1)
-    assert not protocol.should_retry(
-        errors.ServiceUnavailableError("x", status_code=503, grpc_code="UNAVAILABLE")
-    )
-    assert not protocol.should_retry(errors.ReadTimeoutError("x"))
-    assert not protocol.should_retry(errors.TritonDisconnectedError("x"))
-    assert not protocol.should_retry(errors.InternalServerError("x", status_code=500))
-    assert not protocol.should_retry(errors.TritonStreamError("x"))
+    assert should_retry(errors.TritonConnectionError("x"))
+    assert should_retry(errors.ConnectTimeoutError("x"))
+    assert should_retry(errors.ServiceUnavailableError("x", status_code=503))
+    assert not should_retry(errors.ServiceUnavailableError("x", status_code=503), events_received=1)
+    assert not should_retry(errors.ServiceUnavailableError("x", status_code=503, grpc_code="UNAVAILABLE"))
+    assert not should_retry(errors.ReadTimeoutError("x"))
+    assert not should_retry(errors.TritonDisconnectedError("x"))
+    assert not should_retry(errors.InternalServerError("x", status_code=500))
+    assert not should_retry(errors.TritonStreamError("x"))
 
 
 def test_retry_policy_validates_its_count() -> None:
@@ -487,4 +491,4 @@ def test_retry_policy_validates_its_count() -> None:
     ("value", "seconds"), [("3", 3.0), ("0.5", 0.5), (None, None), ("soon", None), ("-1", None)]
 )
 def test_retry_after_header(value: str | None, seconds: float | None) -> None:
-    assert protocol.parse_retry_after(value) == seconds
+    assert parse_retry_after(value) == seconds

@@ -34,7 +34,8 @@ from trtclient.bench.schedule import (
     worker_start_offsets,
 )
 from trtclient.bench.workload import Prompt, TokenCounter, Workload
-from trtclient.protocol import error_kind, make_request
+from trtclient.errors import error_kind
+from trtclient.inputs import make_request
 from trtclient.records import ArrivalClock, JsonlSink, RequestRecord
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.timing import now_ns

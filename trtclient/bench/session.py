@@ -27,9 +27,11 @@ from trtclient.bench.scrape import MetricsScraper
 from trtclient.bench.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.client import AsyncTritonClient
 from trtclient.errors import TritonError
-from trtclient.protocol import ModelInputs, Timeout, redact_url
+from trtclient.inputs import ModelInputs
+from trtclient.options import Timeout
 from trtclient.records import JsonlSink, RequestRecord
 from trtclient.timing import EPOCH_OFFSET_NS
+from trtclient.urls import redact_url
 
 __all__ = ["BenchError", "BenchOutcome", "BenchSpec", "describe_shape", "run_bench"]
 

@@ -407,7 +407,7 @@ def _corpus_text() -> str | None:
 
 def check_url(url: str, transport: str, flag: str = "--url") -> str:
     """The URL in canonical form, or one readable line (credentials never echoed)."""
-    from trtclient.protocol import normalize_url
+    from trtclient.urls import normalize_url
 
     try:
         return normalize_url(url, transport="grpc" if transport == "grpc" else "http")

@@ -125,7 +125,7 @@ def _headers(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Send the request and print the answer."""
     from trtclient import TritonClient
-    from trtclient.protocol import Timeout
+    from trtclient.options import Timeout
     from trtclient.timing import now_ns
 
     if not args.url:
