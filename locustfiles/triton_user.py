@@ -10,7 +10,7 @@ the previous one ends). Everything else lives here, once:
   splits the stream; the bench runner's rules turn the chunks into a
   :class:`~trtclient.records.RequestRecord`; :func:`trtclient.protocol.error_kind` names failures and
   :mod:`trtclient.metrics` defines TTFT, ITL, TPOT and E2E. Only the socket work is separate: each
-  user holds one keep-alive :class:`stream_connection.Connection`, which stamps every event the
+  user holds one keep-alive :class:`trtclient.transports.socket_stream.Connection`, which stamps every event the
   moment its bytes arrive. The bookkeeping after a request (:class:`Accountant`) runs in one
   background greenlet that lets every ready read go first, so it never delays another user's stamps.
 * Statistics: one Locust request row per request (send to end of stream; output tokens as its size;
@@ -60,7 +60,6 @@ from gevent.queue import Queue
 from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
-from stream_connection import Connection
 from token_stats import (
     LATENCY_HEADERS,
     SECTION_ID,
@@ -86,9 +85,10 @@ from trtclient.inputs import build_body, encode_body
 from trtclient.options import Timeout
 from trtclient.records import JsonlSink, RequestRecord
 from trtclient.server.launcher import is_loopback
-from trtclient.streaming import TextMode
+from trtclient.streaming import StreamHead, StreamState, TextMode
 from trtclient.sync_client import TritonClient
 from trtclient.timing import from_epoch_ns, now_ns
+from trtclient.transports.socket_stream import Connection
 from trtclient.urls import model_path, redact_url
 
 __all__ = [
@@ -479,11 +479,12 @@ def send_one(environment: Environment, connection: Connection, index: int, inten
     )
     live = RecordBuilder(record, session.prompt)  # the same rules as trtclient bench
     failure: BaseException | None = None
+    head = StreamHead()
     try:
         record.dispatched_ns = now_ns()
         body = session.body()
         record.forced_output_tokens = session.request_options.force_output_length
-        connection.stream(session.path, body, session.text_mode, record, live.on_chunk)
+        connection.stream(session.path, body, head, StreamState(session.text_mode), live.on_chunk)
         record.end_ns = now_ns()
         record.status = "ok"
     except gevent.GreenletExit:
@@ -498,6 +499,11 @@ def send_one(environment: Environment, connection: Connection, index: int, inten
     finally:
         if record.end_ns is None:
             record.end_ns = now_ns()
+        record.sent_ns = head.sent_ns or None
+        record.headers_ns = head.headers_ns or None
+        record.http_status = head.status_code or record.http_status
+        if head.status_code:
+            record.arrival_clock = head.arrival_clock
         PROCESS.accountant.submit(Finished(environment, session, live, failure))
 
 

@@ -12,35 +12,23 @@ import logging
 import random
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from trtclient import errors
 from trtclient.constants import DEFAULT_CONNECTIONS, DEFAULT_MODEL
 from trtclient.inputs import ModelInputs, build_body
 from trtclient.options import DEFAULT_TIMEOUT, Timeout, check_headers
-from trtclient.records import ArrivalClock
 from trtclient.retry import RetryPolicy, retry_delay, should_retry
 from trtclient.schema import GenerateRequest
-from trtclient.streaming import StreamState, TextMode
+from trtclient.streaming import ArrivalClock, StreamHead, StreamState, TextMode
+from trtclient.transports.base import Closable, Endpoint
 from trtclient.urls import metrics_url_for, model_path, move_credentials, normalize_url, redact_url
 
-__all__ = ["BaseClient", "BaseStream", "Closable", "Endpoint", "Transport"]
+__all__ = ["BaseClient", "BaseStream", "Transport"]
 
 logger = logging.getLogger("trtclient")
 
 Transport = Literal["http", "grpc"]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """The server a transport talks to and how: URL, timeouts, headers and TLS options."""
-
-    url: str
-    timeout: Timeout
-    headers: Mapping[str, str]
-    verify: bool | str | ssl.SSLContext
-    cert: str | tuple[str, str] | None
 
 
 class BaseClient:
@@ -129,13 +117,6 @@ class BaseClient:
         return delay
 
 
-class Closable(Protocol):
-    """What every open streamed response has, whichever transport and I/O style delivers it."""
-
-    def close(self) -> None:
-        """Drop the connection or cancel the call (safe to call twice)."""
-
-
 SourceT = TypeVar("SourceT", bound=Closable)
 
 
@@ -146,16 +127,41 @@ class BaseStream(Generic[SourceT]):
         self.request = request
         self.model = model
         self.start_ns = 0
-        self.sent_ns = 0
-        self.headers_ns = 0
-        self.status_code = 0
-        self.arrival_clock: ArrivalClock = "read"
-        self.response_headers: dict[str, str] = {}
         self.attempts = 0
-        self.url = ""
+        self.head = StreamHead()
         self.state = StreamState()
         self._source: SourceT | None = None
         self._done = False
+
+    @property
+    def url(self) -> str:
+        """Where the latest attempt was sent."""
+        return self.head.url
+
+    @property
+    def sent_ns(self) -> int:
+        """``now_ns()`` when the request started going out (0: never sent)."""
+        return self.head.sent_ns
+
+    @property
+    def headers_ns(self) -> int:
+        """``now_ns()`` when the response headers arrived (0: not yet)."""
+        return self.head.headers_ns
+
+    @property
+    def status_code(self) -> int:
+        """The response's HTTP status (0: no response yet; 200 for gRPC)."""
+        return self.head.status_code
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        """The response headers, credentials redacted."""
+        return self.head.headers
+
+    @property
+    def arrival_clock(self) -> ArrivalClock:
+        """``"kernel"`` when event arrivals are the kernel's receive times, else ``"read"``."""
+        return self.head.arrival_clock
 
     @property
     def events(self) -> int:
@@ -197,9 +203,10 @@ class BaseStream(Generic[SourceT]):
             with contextlib.suppress(Exception):
                 source.close()
 
-    def _next_body(self, inputs: ModelInputs | None, text_mode: TextMode | None) -> dict[str, Any]:
-        """The body of the next attempt, with the stream's state reset to the model's text mode."""
+    def _new_attempt(self, inputs: ModelInputs | None, text_mode: TextMode | None) -> dict[str, Any]:
+        """Start the next attempt: a fresh head and state (in the model's text mode); returns its body."""
         mode = inputs.text_mode if inputs is not None else (text_mode or "delta")
         body = build_body(self.request, inputs, stream=True)
+        self.head = StreamHead()
         self.state = StreamState(mode)
         return body

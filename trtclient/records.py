@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, get_args
 
+from trtclient.streaming import ArrivalClock
 from trtclient.timing import EPOCH_OFFSET_NS
 
 __all__ = ["ArrivalClock", "JsonlSink", "RequestRecord", "Status", "TokenSource", "read_records"]
@@ -27,9 +28,6 @@ __all__ = ["ArrivalClock", "JsonlSink", "RequestRecord", "Status", "TokenSource"
 Status = Literal["ok", "failed", "cancelled"]
 """How a request ended."""
 
-ArrivalClock = Literal["kernel", "read"]
-"""What stamped the arrival of streamed events: the kernel's receive time of their bytes
-(``SO_TIMESTAMPNS``, :mod:`trtclient.rxstamp`) or the client reading them."""
 
 TokenSource = Literal["server", "tokenizer", "events"]
 """Where a token count came from, best first: the server's own count (``num_output_tokens`` /

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from trtclient import errors
@@ -13,6 +14,8 @@ from trtclient.schema import StreamChunk
 from trtclient.sse import SSEEvent
 
 __all__ = [
+    "ArrivalClock",
+    "StreamHead",
     "StreamState",
     "TextMode",
     "chunks_from_events",
@@ -21,6 +24,31 @@ __all__ = [
 
 
 TextMode = Literal["delta", "cumulative"]
+"""How a model streams its text: each event's new text (``delta``) or all of it so far (``cumulative``)."""
+
+ArrivalClock = Literal["kernel", "read"]
+"""What stamped the arrival of streamed events: the kernel's receive time of their bytes
+(``SO_TIMESTAMPNS``, :mod:`trtclient.rxstamp`) or the client reading them."""
+
+
+@dataclass(slots=True)
+class StreamHead:
+    """What is known of one streamed call before its first event. One writer: the transport fills it
+    (and only it); the stream, the recorder and the user read it.
+
+    ``url``: where the request went (credentials included; redact before showing). ``sent_ns``: the
+    request started going out on the wire (0: never), kept even when the call then fails.
+    ``headers_ns``: the response head arrived (0: never). ``status_code``: the answer's status (0: none).
+    ``headers``: the response headers, credentials redacted. ``arrival_clock``: what stamps event
+    arrivals; a transport may downgrade it to ``"read"`` mid-stream, never upgrade it.
+    """
+
+    url: str = ""
+    sent_ns: int = 0
+    headers_ns: int = 0
+    status_code: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    arrival_clock: ArrivalClock = "read"
 
 
 def text_mode_from_config(config: Mapping[str, Any]) -> TextMode:

@@ -1,9 +1,9 @@
 """``TritonClient``: the same methods as :class:`~trtclient.client.AsyncTritonClient`, blocking.
 
 For scripts, threads and gevent (Locust): HTTP through ``httpx.Client`` (safe to share between
-threads and greenlets), gRPC through the blocking gRPC channel. Request building, SSE decoding,
-error mapping and retry maths are the shared I/O-free core in :mod:`trtclient.protocol`; options,
-validation and stream bookkeeping are :mod:`trtclient._base`, shared with the async client.
+threads and greenlets, :mod:`trtclient.transports.httpx_http`), gRPC through the blocking gRPC channel
+(:mod:`trtclient.transports.grpc`). Options, validation and stream bookkeeping are
+:mod:`trtclient._base`, shared with the async client.
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from trtclient import errors
-from trtclient._base import BaseClient, BaseStream, Closable, Endpoint
-from trtclient.constants import USER_AGENT
-from trtclient.inputs import ModelInputs, build_body, encode_body, make_request
-from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
+from trtclient._base import BaseClient, BaseStream
+from trtclient.inputs import ModelInputs, build_body, make_request
 from trtclient.prometheus import Sample, parse_metrics
-from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
+from trtclient.responses import response_error
 from trtclient.schema import (
     GenerateRequest,
     GenerateResponse,
@@ -32,39 +30,15 @@ from trtclient.schema import (
     ServerMetadata,
     StreamChunk,
 )
-from trtclient.sse import SSEDecoder
-from trtclient.streaming import StreamState, TextMode, chunks_from_events, text_mode_from_config
+from trtclient.streaming import TextMode, text_mode_from_config
 from trtclient.timing import now_ns
-from trtclient.urls import model_path, redact_url, stats_path, version_param
+from trtclient.transports.base import ChunkSource, SyncTransport
+from trtclient.transports.httpx_http import HTTPTransport, make_httpx, map_error
+from trtclient.urls import version_param
 
 __all__ = ["GenerateStream", "TritonClient"]
 
 T = TypeVar("T")
-
-
-class ChunkSource(Closable, Protocol):
-    """One open streamed response, as a blocking transport delivers it."""
-
-    def read(self) -> list[StreamChunk] | None:
-        """The chunks completed by the next read; ``None`` at the end of the stream."""
-
-
-class SyncTransport(Protocol):
-    """What the blocking client needs from a transport; HTTP and gRPC both provide it."""
-
-    def server_live(self) -> bool: ...
-    def server_ready(self) -> bool: ...
-    def model_ready(self, model: str, version: str | None) -> bool: ...
-    def server_metadata(self) -> dict[str, Any]: ...
-    def model_metadata(self, model: str, version: str | None) -> dict[str, Any]: ...
-    def model_config(self, model: str, version: str | None) -> dict[str, Any]: ...
-    def repository_index(self, ready: bool) -> list[dict[str, Any]]: ...
-    def model_statistics(self, model: str, version: str | None) -> dict[str, Any]: ...
-    def generate(self, model: str, body: dict[str, Any], inputs: ModelInputs | None) -> GenerateResponse: ...
-    def open_stream(
-        self, model: str, body: dict[str, Any], inputs: ModelInputs | None, stream: GenerateStream
-    ) -> ChunkSource: ...
-    def close(self) -> None: ...
 
 
 class TritonClient(BaseClient):
@@ -78,11 +52,11 @@ class TritonClient(BaseClient):
         endpoint = self._endpoint()
         self._impl: SyncTransport
         if self.transport == "grpc":
-            from trtclient.grpc_transport import GRPCTransport
+            from trtclient.transports.grpc import GRPCTransport
 
             self._impl = GRPCTransport.for_endpoint(endpoint)
         else:
-            self._impl = _HTTPTransport(endpoint, connections=self._connections)
+            self._impl = HTTPTransport(endpoint, connections=self._connections)
 
     def __enter__(self) -> TritonClient:
         return self
@@ -208,11 +182,11 @@ class TritonClient(BaseClient):
         self._check_open()
         url = self.metrics_url
         if self._metrics_http is None:
-            self._metrics_http = _make_httpx(self._endpoint(), connections=2)
+            self._metrics_http = make_httpx(self._endpoint(), connections=2)
         try:
             response = self._metrics_http.get(url)
         except httpx.HTTPError as exc:
-            raise _map_error(exc, url) from exc
+            raise map_error(exc, url) from exc
         if response.status_code != 200:
             raise response_error(response.status_code, response.content, url=url)
         return parse_metrics(response.text)
@@ -283,198 +257,5 @@ class GenerateStream(BaseStream[ChunkSource]):
         client = self._client
         impl = client._transport()
         inputs = client._inputs_for(self.model)
-        body = self._next_body(inputs, client.text_mode)
-        source = impl.open_stream(self.model, body, inputs, self)
-        self.state.url = self.url
-        return source
-
-
-# --- HTTP over httpx ------------------------------------------------------------------------------
-
-
-def _make_httpx(endpoint: Endpoint, *, connections: int) -> httpx.Client:
-    timeout = endpoint.timeout
-    read = timeout.read
-    if timeout.total is not None:
-        read = timeout.total if read is None else min(read, timeout.total)
-    return httpx.Client(
-        headers={"User-Agent": USER_AGENT, **endpoint.headers},
-        timeout=httpx.Timeout(connect=timeout.connect, read=read, write=read, pool=None),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        verify=ssl_option(endpoint.verify, endpoint.cert),
-        trust_env=False,
-    )
-
-
-def _map_error(exc: BaseException, url: str, *, timed_out_total: bool = False) -> errors.TritonError:
-    """Translate an httpx failure into the trtclient exception tree."""
-    shown = redact_url(url)
-    if timed_out_total:
-        return errors.TotalTimeoutError(f"request to {shown} exceeded the total timeout", url=shown)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return errors.ConnectTimeoutError(f"connecting to {shown} timed out", url=shown)
-    if isinstance(exc, httpx.TimeoutException):
-        return errors.ReadTimeoutError(f"no data from {shown} within the read timeout", url=shown)
-    if isinstance(exc, httpx.ConnectError):
-        return errors.TritonConnectionError(f"cannot connect to {shown}: {exc}", url=shown)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return errors.TritonDisconnectedError(f"connection to {shown} dropped: {exc}", url=shown)
-    return errors.TritonTransportError(f"request to {shown} failed: {exc!r}", url=shown)
-
-
-class _HTTPTransport:
-    """Triton's HTTP/REST API over one ``httpx.Client``."""
-
-    def __init__(self, endpoint: Endpoint, *, connections: int) -> None:
-        self.url = endpoint.url
-        self.total = endpoint.timeout.total
-        self.http = _make_httpx(endpoint, connections=connections)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _request(
-        self, method: str, path: str, body: bytes | None = None, *, ok: tuple[int, ...] = (200,)
-    ) -> httpx.Response:
-        url = self.url + path
-        deadline = None if self.total is None else time.monotonic() + self.total
-        try:
-            response = self.http.request(method, url, content=body, headers=JSON_HEADERS)
-        except httpx.HTTPError as exc:
-            late = deadline is not None and time.monotonic() >= deadline
-            raise _map_error(exc, url, timed_out_total=late) from exc
-        if response.status_code not in ok:
-            raise response_error(
-                response.status_code,
-                response.content,
-                url=url,
-                retry_after=response.headers.get("Retry-After"),
-            )
-        return response
-
-    def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
-        response = self._request(method, path, body)
-        return parse_json(response.content, url=self.url + path)
-
-    def _object(self, path: str) -> dict[str, Any]:
-        return json_object(self._json("GET", path), url=self.url)
-
-    def _probe(self, path: str) -> bool:
-        return self._request("GET", path, ok=(200, 400, 404, 503)).status_code == 200
-
-    def server_live(self) -> bool:
-        return self._probe("/v2/health/live")
-
-    def server_ready(self) -> bool:
-        return self._probe("/v2/health/ready")
-
-    def model_ready(self, model: str, version: str | None) -> bool:
-        return self._probe(model_path(model, version) + "/ready")
-
-    def server_metadata(self) -> dict[str, Any]:
-        return self._object("/v2")
-
-    def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(model_path(model, version))
-
-    def model_config(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(model_path(model, version) + "/config")
-
-    def repository_index(self, ready: bool) -> list[dict[str, Any]]:
-        body = encode_body({"ready": ready})
-        return repository_list(self._json("POST", "/v2/repository/index", body), url=self.url)
-
-    def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
-        return self._object(stats_path(model, version))
-
-    def generate(self, model: str, body: dict[str, Any], inputs: ModelInputs | None) -> GenerateResponse:
-        path = model_path(model) + "/generate"
-        response = self._request("POST", path, encode_body(body))
-        return parse_generate_body(response.content, url=self.url + path)
-
-    def open_stream(
-        self, model: str, body: dict[str, Any], inputs: ModelInputs | None, stream: GenerateStream
-    ) -> ChunkSource:
-        url = self.url + model_path(model) + "/generate_stream"
-        stream.url = url
-        deadline = None if self.total is None else time.monotonic() + self.total
-        # The trace hook must not refer to the stream: httpx keeps it alive with the connection, and
-        # the stream has to be collectable for a consumer's early ``break`` to close that connection.
-        sent = [0]
-
-        def trace(event: str, info: dict[str, Any]) -> None:
-            if event == "http11.send_request_headers.started":
-                sent[0] = now_ns()
-
-        request = self.http.build_request(
-            "POST",
-            url,
-            content=encode_body(body),
-            headers=JSON_HEADERS,
-            extensions={"trace": trace},
-        )
-        try:
-            response = self.http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            late = deadline is not None and time.monotonic() >= deadline
-            raise _map_error(exc, url, timed_out_total=late) from exc
-        stream.headers_ns = now_ns()
-        stream.sent_ns = sent[0]
-        stream.status_code = response.status_code
-        stream.response_headers = safe_headers(response.headers)
-        if response.status_code != 200:
-            try:
-                payload = response.read()
-            except httpx.HTTPError as exc:
-                raise _map_error(exc, url) from exc
-            finally:
-                response.close()
-            raise response_error(
-                response.status_code, payload, url=url, retry_after=response.headers.get("Retry-After")
-            )
-        return _HttpxSource(response, stream.state, url, deadline)
-
-
-class _HttpxSource:
-    """Reads one SSE body as it arrives: stamp each read, decode events, parse chunks."""
-
-    def __init__(
-        self, response: httpx.Response, state: StreamState, url: str, deadline: float | None
-    ) -> None:
-        self.response = response
-        self.reads = response.iter_raw()
-        self.decoder = SSEDecoder()
-        self.state = state
-        self.url = url
-        self.deadline = deadline
-        self._pending: errors.TritonError | None = None
-        self._closed = False
-
-    def read(self) -> list[StreamChunk] | None:
-        if self._pending is not None:
-            raise self._pending
-        try:
-            data = next(self.reads, b"")
-        except httpx.HTTPError as exc:
-            self.close()
-            late = self.deadline is not None and time.monotonic() >= self.deadline
-            raise _map_error(exc, self.url, timed_out_total=late) from exc
-        arrival = now_ns()
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.close()
-            raise errors.TotalTimeoutError(f"request to {self.url} exceeded the total timeout", url=self.url)
-        if not data:
-            self.state.finish(self.decoder.finish())
-            self.close()
-            return None
-        try:
-            chunks, self._pending = chunks_from_events(self.state, self.decoder.feed(data, arrival))
-        except errors.TritonError:
-            self.close()
-            raise
-        return chunks
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.response.close()
+        body = self._new_attempt(inputs, client.text_mode)
+        return impl.open_stream(self.model, body, inputs, self.head, self.state)

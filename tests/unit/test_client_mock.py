@@ -22,12 +22,12 @@ import pytest
 from triton_fake import OLD_INPUTS, Exchange, FakeTriton, sse
 
 from trtclient import AsyncTritonClient, TritonClient, errors
-from trtclient.client import _map_error as map_aiohttp_error
 from trtclient.errors import error_kind
 from trtclient.options import Timeout
 from trtclient.retry import RetryPolicy
 from trtclient.schema import GenerateResponse, StreamChunk
-from trtclient.sync_client import _map_error as map_httpx_error
+from trtclient.transports.aiohttp_http import map_error as map_aiohttp_error
+from trtclient.transports.httpx_http import map_error as map_httpx_error
 
 MODES = ["async", "sync"]
 STREAM = "/v2/models/ensemble/generate_stream"

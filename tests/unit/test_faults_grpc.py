@@ -11,7 +11,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 
 from trtclient.errors import error_kind
-from trtclient.grpc_transport import map_rpc_error
+from trtclient.transports.grpc_codec import map_rpc_error
 
 
 class BrokenCall(grpc.RpcError):  # type: ignore[misc]

@@ -23,6 +23,7 @@ from trtclient.bench.schedule import Burst, Rate, Stop, Warmup
 from trtclient.bench.workload import FixedPrompt, Prompt
 from trtclient.records import JsonlSink, read_records
 from trtclient.schema import GenerateRequest, StreamChunk
+from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
 
 HANG = "hang"
@@ -36,15 +37,14 @@ class FakeStream:
         self.client = client
         self.script = script
         self.fail_on_open = fail_on_open
-        self.sent_ns = self.headers_ns = self.status_code = 0
-        self.arrival_clock = "read"
+        self.head = StreamHead()
 
     async def __aenter__(self) -> FakeStream:
         if self.fail_on_open is not None:
             raise self.fail_on_open
-        self.sent_ns = now_ns()
-        self.headers_ns = now_ns()
-        self.status_code = 200
+        self.head.sent_ns = now_ns()
+        self.head.headers_ns = now_ns()
+        self.head.status_code = 200
         self.client.active += 1
         self.client.peak = max(self.client.peak, self.client.active)
         return self

@@ -36,8 +36,9 @@ from trtclient.bench.schedule import (
 from trtclient.bench.workload import Prompt, TokenCounter, Workload
 from trtclient.errors import error_kind
 from trtclient.inputs import make_request
-from trtclient.records import ArrivalClock, JsonlSink, RequestRecord
+from trtclient.records import JsonlSink, RequestRecord
 from trtclient.schema import GenerateRequest, StreamChunk
+from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
 
 __all__ = ["RequestOptions", "RunConfig", "RunResult", "Runner", "StreamingClient"]
@@ -52,14 +53,9 @@ MAX_MESSAGE = 500
 class ChunkStream(Protocol):
     """What ``generate_stream`` returns: an async iterator of chunks and an async context manager."""
 
-    sent_ns: int
-    """When the request was written (0: never)."""
-    headers_ns: int
-    """When the response headers arrived (0: never)."""
-    status_code: int
-    """HTTP status (0: no response)."""
-    arrival_clock: ArrivalClock
-    """What stamps event arrivals: the kernel's receive time or the client's read."""
+    @property
+    def head(self) -> StreamHead:
+        """What the transport learnt before the first event (sent, headers, status, arrival clock)."""
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
 
@@ -326,11 +322,12 @@ class Runner:
         finally:
             if record.end_ns is None:
                 record.end_ns = now_ns()
-            record.sent_ns = stream.sent_ns or None
-            record.headers_ns = stream.headers_ns or None
-            record.http_status = stream.status_code or None
+            head = stream.head
+            record.sent_ns = head.sent_ns or None
+            record.headers_ns = head.headers_ns or None
+            record.http_status = head.status_code or None
             if record.http_status is not None or record.event_ns or record.other_event_ns:
-                record.arrival_clock = stream.arrival_clock
+                record.arrival_clock = head.arrival_clock
 
     def _finish(self, live: RecordBuilder) -> None:
         record = live.record

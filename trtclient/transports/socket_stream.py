@@ -1,10 +1,12 @@
 """One keep-alive HTTP/1.1 connection streaming Triton ``generate_stream`` requests, for gevent.
 
 A Locust user holds one :class:`Connection`. The request body, the mapping of error statuses and the
-parsing of events are ``trtclient``'s (:mod:`trtclient.protocol`, :class:`~trtclient.sse.SSEDecoder`);
-failures are raised as ``trtclient`` exceptions, so :func:`trtclient.protocol.error_kind` names them.
-Only the socket work is done here, with geventhttpclient's C parser for the HTTP framing (status line,
-headers, chunked encoding).
+parsing of events are ``trtclient``'s (:mod:`trtclient.responses`, :mod:`trtclient.streaming`,
+:class:`~trtclient.sse.SSEDecoder`); failures are raised as ``trtclient`` exceptions, so
+:func:`trtclient.errors.error_kind` names them. Only the socket work is done here, with
+geventhttpclient's C parser for the HTTP framing (status line, headers, chunked encoding). Like every
+transport it fills the caller's :class:`~trtclient.streaming.StreamHead` and feeds the caller's
+:class:`~trtclient.streaming.StreamState`; it never sees a record.
 
 Reads never wait for more bytes than the server has sent: the body is taken line by line, each line
 as soon as the bytes that complete it are in. (Reading fixed-size blocks instead, as
@@ -12,11 +14,12 @@ as soon as the bytes that complete it are in. (Reading fixed-size blocks instead
 delays TTFT and bunches ITL.) Each line is stamped with the kernel's arrival time of the read that
 completed it (:class:`trtclient.rxstamp.StampingSocket`), so a busy process does not delay the stamps;
 over TLS, elsewhere than Linux, with ``kernel_stamps=False`` or when a read comes without a stamp, with
-``trtclient.timing.now_ns()`` right after the read, before any JSON work. Each record's
-``arrival_clock`` says which (``"kernel"`` or ``"read"``).
+``trtclient.timing.now_ns()`` right after the read, before any JSON work. The head's ``arrival_clock``
+says which (``"kernel"`` or ``"read"``).
 
 No locust import: under Locust the standard ``socket`` module is gevent's; elsewhere (unit tests)
-this is plain blocking I/O.
+this is plain blocking I/O. geventhttpclient comes with the ``locust`` extra; this is the only module
+of trtclient that imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import contextlib
 import ipaddress
 import select
 import socket
-import ssl
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -33,12 +35,11 @@ from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
 
 from trtclient import errors, rxstamp
 from trtclient.constants import READ_CHUNK_SIZE, USER_AGENT
-from trtclient.options import Timeout
-from trtclient.records import RequestRecord
+from trtclient.options import JSON_HEADERS, Timeout, make_ssl_context, safe_headers
 from trtclient.responses import error_message, parse_retry_after, status_error
 from trtclient.schema import StreamChunk
 from trtclient.sse import SSEDecoder
-from trtclient.streaming import StreamState, TextMode
+from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
 
 __all__ = ["Connection"]
@@ -73,7 +74,8 @@ class Connection:
         self.sock: socket.socket | None = None
         self.kernel_stamps = kernel_stamps and rxstamp.keep_enabled()
         self.stamper: rxstamp.StampingSocket | None = None
-        self.extra_head = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        fixed = {"User-Agent": USER_AGENT, **JSON_HEADERS, **(headers or {})}
+        self.fixed_head = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self.verify = verify
 
     def __repr__(self) -> str:  # header values stay out of reprs
@@ -102,7 +104,7 @@ class Connection:
                 sock.settimeout(self.timeout.connect)
                 sock.connect((self.host, self.port))
             if self.tls:
-                sock = _tls_context(self.verify).wrap_socket(sock, server_hostname=self.host)
+                sock = make_ssl_context(self.verify).wrap_socket(sock, server_hostname=self.host)
         except OSError as exc:
             if sock is not None:
                 sock.close()
@@ -122,27 +124,28 @@ class Connection:
         self,
         path: str,
         body: bytes,
-        text_mode: TextMode,
-        record: RequestRecord,
+        head: StreamHead,
+        state: StreamState,
         on_chunk: Callable[[StreamChunk], None],
     ) -> None:
-        """POST ``body`` to ``path`` and call ``on_chunk`` for each event; raise trtclient errors."""
-        url = self.base_url + path
-        head = (
-            f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
-            f"Content-Type: application/json\r\nAccept-Encoding: identity\r\n{self.extra_head}"
+        """POST ``body`` to ``path`` and call ``on_chunk`` for each event parsed into ``state``; fill
+        ``head`` as the exchange goes; raise trtclient errors."""
+        url = head.url = state.url = self.base_url + path
+        request_head = (
+            f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host_header}\r\n{self.fixed_head}"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
-        response = self._send(url, head + body, record)
+        response = self._send(url, request_head + body, head)
         stamper = self.stamper
         kernel = stamper is not None and stamper.stamped  # "kernel" while every read had a stamp
         finished = False
         try:
-            record.headers_ns = now_ns()
+            head.headers_ns = now_ns()
             if stamper is not None and kernel:
-                record.headers_ns = max(record.sent_ns or 0, stamper.arrival_ns)
-            floor = record.headers_ns
-            record.http_status = response.status_code
+                head.headers_ns = max(head.sent_ns, stamper.arrival_ns)
+            floor = head.headers_ns
+            head.status_code = response.status_code
+            head.headers = safe_headers(dict(response.items()))
             if response.status_code != 200:
                 payload = response.read()
                 raise status_error(
@@ -152,7 +155,6 @@ class Connection:
                     retry_after=parse_retry_after(_header(response, "retry-after")),
                 )
             decoder = SSEDecoder()
-            state = StreamState(text_mode, url)
             while True:
                 line = response.readline(b"\n")
                 arrival = now_ns()
@@ -176,11 +178,11 @@ class Connection:
         except (OSError, HTTPParseError) as exc:
             raise errors.TritonDisconnectedError(f"connection to {url} dropped: {exc}", url=url) from None
         finally:
-            record.arrival_clock = "kernel" if kernel else "read"
+            head.arrival_clock = "kernel" if kernel else "read"
             if not finished:
                 self.close()
 
-    def _send(self, url: str, data: bytes, record: RequestRecord) -> HTTPSocketResponse:
+    def _send(self, url: str, data: bytes, head: StreamHead) -> HTTPSocketResponse:
         """Send the request and read the response head. A kept connection the server has closed
         while it was idle is replaced before sending; once sent, a request is never sent again."""
         sock = self.sock
@@ -189,7 +191,7 @@ class Connection:
             sock = None
         if sock is None:
             sock = self._connect(url)
-        record.sent_ns = now_ns()
+        head.sent_ns = now_ns()
         try:
             sock.sendall(data)
             reader = sock if self.stamper is None else self.stamper
@@ -214,16 +216,6 @@ def _address_family(host: str) -> socket.AddressFamily | None:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
         return None
-
-
-def _tls_context(verify: bool | str) -> ssl.SSLContext:
-    """Verification on by default; a CA bundle path, or False to skip it."""
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
 def _header(response: HTTPSocketResponse, name: str) -> str | None:

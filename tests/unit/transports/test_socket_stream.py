@@ -1,4 +1,5 @@
-"""The Locust user's connection (``locustfiles/stream_connection.py``) against scripted loopback servers.
+"""The socket transport (``trtclient/transports/socket_stream.py``, the Locust user's wire) against scripted
+loopback servers.
 
 Each test starts a tiny TCP server on 127.0.0.1 that answers with exact bytes, including answers a
 real Triton rarely gives (a body cut off mid-stream, a connection closed while idle, silence), and
@@ -8,25 +9,23 @@ imports no locust, so it runs here on plain blocking sockets; it is loaded by pa
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from trtclient import errors
 from trtclient.errors import error_kind
 from trtclient.options import Timeout
-from trtclient.records import RequestRecord
 from trtclient.schema import StreamChunk
+from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
+from trtclient.transports import socket_stream as sc
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "/v2/models/ensemble/generate_stream"
@@ -37,18 +36,6 @@ SSE_HEAD = (
 #: Upper bound on any wait in these tests; they never wait this long unless something is broken.
 PATIENCE_S = 10.0
 
-
-def _load() -> ModuleType:
-    path = ROOT / "locustfiles" / "stream_connection.py"
-    spec = importlib.util.spec_from_file_location("stream_connection_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sc = _load()
 
 Script = Callable[[socket.socket, int], None]
 
@@ -137,7 +124,7 @@ def run(url: str, timeout: Timeout | None = None) -> list[StreamChunk]:
     connection = sc.Connection(url, timeout or Timeout(connect=2.0, read=PATIENCE_S))
     chunks: list[StreamChunk] = []
     try:
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=now_ns()), chunks.append)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), chunks.append)
     finally:
         connection.close()
     return chunks
@@ -169,14 +156,14 @@ def test_each_event_is_handed_on_before_the_next_one_is_even_written(
 
     chunks: list[StreamChunk] = []
     connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
-    record = RequestRecord(index=0, intended_ns=now_ns())
-    connection.stream(PATH, BODY, "delta", record, on_chunk)
+    head = StreamHead()
+    connection.stream(PATH, BODY, head, StreamState(), on_chunk)
     connection.close()
     assert [c.text for c in chunks] == ["Hel", "lo"]
     assert chunks[0].arrival_ns <= released[0] < chunks[1].arrival_ns
-    assert record.sent_ns is not None and record.headers_ns is not None
-    assert record.sent_ns <= record.headers_ns <= chunks[0].arrival_ns
-    assert record.http_status == 200
+    assert head.sent_ns and head.headers_ns
+    assert head.sent_ns <= head.headers_ns <= chunks[0].arrival_ns
+    assert head.status_code == 200
     assert requests[0].startswith(b"POST /v2/models/ensemble/generate_stream HTTP/1.1\r\n")
     assert requests[0].endswith(b"\r\n\r\n" + BODY)
 
@@ -206,7 +193,7 @@ def test_keeps_the_connection_for_the_next_request(serve: Callable[[Script], Scr
     connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
     for _ in range(3):
         got: list[StreamChunk] = []
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), got.append)
         assert [c.text for c in got] == ["x"]
     connection.close()
     assert server.accepted == 1
@@ -227,7 +214,7 @@ def test_a_kept_connection_the_server_closed_while_idle_is_replaced(
     connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
     for _ in range(2):
         got: list[StreamChunk] = []
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), got.append)
         assert [c.text for c in got] == ["x"]
         assert closed.wait(PATIENCE_S)
         closed.clear()
@@ -248,7 +235,7 @@ def test_a_reset_after_the_request_arrived_is_a_failure_never_a_second_send(
     connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
     connection.connect()  # as a Locust user does when it starts
     with pytest.raises(errors.TritonDisconnectedError) as caught:
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), lambda c: None)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
     assert error_kind(caught.value) == "disconnect"
     assert server.accepted == 1 and len(received) == 1
 
@@ -264,12 +251,12 @@ def test_an_error_status_raises_with_tritons_message(serve: Callable[[Script], S
         )
 
     connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
-    record = RequestRecord(index=0, intended_ns=0)
+    head = StreamHead()
     with pytest.raises(errors.BadRequestError) as caught:
-        connection.stream(PATH, BODY, "delta", record, lambda c: None)
+        connection.stream(PATH, BODY, head, StreamState(), lambda c: None)
     assert "unexpected input" in str(caught.value)
     assert error_kind(caught.value) == "http_400"
-    assert record.http_status == 400
+    assert head.status_code == 400
 
 
 def test_an_error_event_inside_a_200_stream_fails_after_the_tokens_before_it(
@@ -282,7 +269,7 @@ def test_an_error_event_inside_a_200_stream_fails_after_the_tokens_before_it(
     got: list[StreamChunk] = []
     connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
     with pytest.raises(errors.TritonStreamError) as caught:
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), got.append)
     assert [c.text for c in got] == ["ok"]
     assert error_kind(caught.value) == "stream_error"
     assert "engine failed" in str(caught.value)
@@ -306,7 +293,7 @@ def test_a_body_cut_off_mid_stream_is_a_disconnect(serve: Callable[[Script], Scr
     got: list[StreamChunk] = []
     connection = sc.Connection(serve(script).url, Timeout(connect=2.0, read=PATIENCE_S))
     with pytest.raises(errors.TritonDisconnectedError) as caught:
-        connection.stream(PATH, BODY, "delta", RequestRecord(index=0, intended_ns=0), got.append)
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), got.append)
     assert [c.text for c in got] == ["a"]
     assert error_kind(caught.value) == "disconnect"
     assert connection.sock is None  # a half-read connection is never reused
@@ -366,8 +353,8 @@ def test_events_are_stamped_when_they_arrived_even_if_the_user_was_busy(
     try:
         # Linux switches receive timestamping on lazily: until then reads come without stamps.
         for _ in range(200):
-            warm = RequestRecord(index=0, intended_ns=now_ns())
-            connection.stream(PATH, BODY, "delta", warm, lambda _c: None)
+            warm = StreamHead()
+            connection.stream(PATH, BODY, warm, StreamState(), lambda _c: None)
             if warm.arrival_clock == "kernel" or not kernel:
                 break
         assert warm.arrival_clock == ("kernel" if kernel else "read")
@@ -384,14 +371,14 @@ def test_events_are_stamped_when_they_arrived_even_if_the_user_was_busy(
                 held_until.append(now_ns())
 
         hold.set()
-        record = RequestRecord(index=1, intended_ns=now_ns())
-        connection.stream(PATH, BODY, "delta", record, on_chunk)
+        head = StreamHead()
+        connection.stream(PATH, BODY, head, StreamState(), on_chunk)
     finally:
         connection.close()
     assert [c.text for c in chunks] == ["a", "b"]
-    assert record.arrival_clock == ("kernel" if kernel else "read")
-    assert record.sent_ns is not None and record.headers_ns is not None
-    assert record.sent_ns <= record.headers_ns <= chunks[0].arrival_ns <= chunks[1].arrival_ns
+    assert head.arrival_clock == ("kernel" if kernel else "read")
+    assert head.sent_ns and head.headers_ns
+    assert head.sent_ns <= head.headers_ns <= chunks[0].arrival_ns <= chunks[1].arrival_ns
     if kernel:
         assert written_ns[0] - 1_000_000 <= chunks[1].arrival_ns <= held_until[0] - HELD_NS // 2
     else:
@@ -418,12 +405,12 @@ def test_tls_connections_keep_read_stamps(certificate: tuple[str, str]) -> None:
     url = f"https://127.0.0.1:{port}"
     connection = sc.Connection(url, Timeout(connect=2.0, read=PATIENCE_S), verify=cert)
     try:
-        record = RequestRecord(index=0, intended_ns=now_ns())
+        head = StreamHead()
         chunks: list[StreamChunk] = []
-        connection.stream(PATH, BODY, "delta", record, chunks.append)
+        connection.stream(PATH, BODY, head, StreamState(), chunks.append)
     finally:
         connection.close()
         thread.join(PATIENCE_S)
         listener.close()
     assert [c.text for c in chunks] == ["t"]
-    assert connection.stamper is None and record.arrival_clock == "read"
+    assert connection.stamper is None and head.arrival_clock == "read"

@@ -10,7 +10,8 @@ from tritonclient.grpc import service_pb2 as pb
 
 from trtclient import errors
 from trtclient.errors import error_kind
-from trtclient.grpc_transport import (
+from trtclient.inputs import ModelInputs, build_body, make_request
+from trtclient.transports.grpc_codec import (
     build_infer_request,
     decode_tensor,
     encode_tensor,
@@ -18,7 +19,6 @@ from trtclient.grpc_transport import (
     response_data,
     tensor_shape,
 )
-from trtclient.inputs import ModelInputs, build_body, make_request
 
 INPUTS = ModelInputs.from_metadata(
     {

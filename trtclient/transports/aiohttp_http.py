@@ -1,0 +1,400 @@
+"""Triton's HTTP/REST API over aiohttp: one shared connection pool sized for thousands of concurrent
+streams, streamed bodies read as they arrive, stamped (kernel receive times where :mod:`trtclient.rxstamp`
+can), decoded by the I/O-free :mod:`trtclient.sse` and parsed into the caller's
+:class:`~trtclient.streaming.StreamState`. One watchdog task per transport enforces the read timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from types import SimpleNamespace
+from typing import Any, cast
+
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+
+from trtclient import errors, rxstamp
+from trtclient.constants import USER_AGENT
+from trtclient.inputs import ModelInputs, encode_body
+from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
+from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
+from trtclient.schema import GenerateResponse, StreamChunk
+from trtclient.sse import SSEDecoder
+from trtclient.streaming import StreamHead, StreamState, chunks_from_events
+from trtclient.timing import now_ns
+from trtclient.transports.base import AsyncChunkSource, Endpoint
+from trtclient.urls import model_path, redact_url, stats_path
+
+__all__ = ["AsyncHTTPTransport", "make_session", "map_error"]
+
+
+class _StampingHandler(ResponseHandler):
+    """aiohttp's connection protocol, on a transport that reads with kernel receive timestamps."""
+
+    rx: rxstamp.RxClock | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # The body aiohttp's parser is filling (a private member; without it, events after the first
+        # read of a body fall back to read stamps, and the stream says so).
+        self.rx = rxstamp.install(transport, lambda: getattr(self, "_payload", None))
+
+
+def make_session(
+    endpoint: Endpoint,
+    *,
+    connections: int,
+    trace: aiohttp.TraceConfig | None = None,
+    kernel_stamps: bool = False,
+) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=connections, limit_per_host=0, ssl=ssl_option(endpoint.verify, endpoint.cert)
+    )
+    if kernel_stamps and rxstamp.keep_enabled() and hasattr(connector, "_factory"):
+        # The connector builds each connection's protocol from this factory (aiohttp internals; a
+        # version without it keeps stamping reads).
+        factory = functools.partial(_StampingHandler, loop=asyncio.get_running_loop())
+        connector._factory = cast("functools.partial[ResponseHandler]", factory)
+    timeout = endpoint.timeout
+    client_timeout = aiohttp.ClientTimeout(
+        total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+    )
+    base_headers = {"User-Agent": USER_AGENT, **endpoint.headers}
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=client_timeout,
+        headers=base_headers,
+        trace_configs=[trace] if trace is not None else None,
+        raise_for_status=False,
+        auto_decompress=True,
+    )
+
+
+class _SentStamp:
+    """Receives the time the request headers were written. The trace context must not refer to the
+    stream: aiohttp keeps it alive with the connection, and the stream has to be collectable for a
+    consumer's early ``break`` to close that connection."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    stamp = context.trace_request_ctx
+    if isinstance(stamp, _SentStamp):
+        stamp.ns = now_ns()
+
+
+def map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonError:
+    """Translate an aiohttp/asyncio failure into the trtclient exception tree."""
+    shown = redact_url(url)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return errors.ConnectTimeoutError(f"connecting to {shown} timed out", url=shown)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return _read_timeout(url)
+    if isinstance(exc, TimeoutError):
+        return errors.TotalTimeoutError(f"request to {shown} exceeded the total timeout", url=shown)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.TritonConnectionError(f"cannot connect to {shown}: {exc.os_error or exc}", url=shown)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return errors.TritonDisconnectedError(f"connection to {shown} dropped: {exc}", url=shown)
+    if isinstance(exc, aiohttp.ClientOSError | OSError):
+        if sent:
+            return errors.TritonDisconnectedError(f"connection to {shown} failed: {exc}", url=shown)
+        return errors.TritonConnectionError(f"cannot connect to {shown}: {exc}", url=shown)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return errors.TritonTransportError(f"invalid HTTP response from {shown}: {exc.message}", url=shown)
+    return errors.TritonTransportError(f"request to {shown} failed: {exc!r}", url=shown)
+
+
+def _read_timeout(url: str) -> errors.ReadTimeoutError:
+    shown = redact_url(url)
+    return errors.ReadTimeoutError(f"no data from {shown} within the read timeout", url=shown)
+
+
+class AsyncHTTPTransport:
+    """Triton's HTTP/REST API over one aiohttp session."""
+
+    def __init__(self, endpoint: Endpoint, *, connections: int, kernel_stamps: bool = False) -> None:
+        self.url = endpoint.url
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(_on_headers_sent)
+        trace.freeze()
+        # aiohttp binds a session to the running loop: the client builds its transport lazily, from
+        # its first awaited call, so the session is always created inside the loop that uses it.
+        self.session = make_session(
+            endpoint, connections=connections, trace=trace, kernel_stamps=kernel_stamps
+        )
+        read = endpoint.timeout.read
+        self.watchdog = _ReadWatchdog(read) if read is not None else None
+
+    async def aclose(self) -> None:
+        if self.watchdog is not None:
+            await self.watchdog.stop()
+        await self.session.close()
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None = None, *, ok: tuple[int, ...] = (200,)
+    ) -> tuple[int, bytes]:
+        url = self.url + path
+        try:
+            async with self.session.request(method, url, data=body, headers=JSON_HEADERS) as response:
+                payload = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_error(exc, url, sent=True) from exc
+        if status not in ok:
+            raise response_error(status, payload, url=url)
+        return status, payload
+
+    async def _json(self, method: str, path: str, body: bytes | None = None) -> Any:
+        _, payload = await self._request(method, path, body)
+        return parse_json(payload, url=self.url + path)
+
+    async def _object(self, path: str) -> dict[str, Any]:
+        return json_object(await self._json("GET", path), url=self.url)
+
+    async def _probe(self, path: str) -> bool:
+        status, _ = await self._request("GET", path, ok=(200, 400, 404, 503))
+        return status == 200
+
+    async def server_live(self) -> bool:
+        return await self._probe("/v2/health/live")
+
+    async def server_ready(self) -> bool:
+        return await self._probe("/v2/health/ready")
+
+    async def model_ready(self, model: str, version: str | None) -> bool:
+        return await self._probe(model_path(model, version) + "/ready")
+
+    async def server_metadata(self) -> dict[str, Any]:
+        return await self._object("/v2")
+
+    async def model_metadata(self, model: str, version: str | None) -> dict[str, Any]:
+        return await self._object(model_path(model, version))
+
+    async def model_config(self, model: str, version: str | None) -> dict[str, Any]:
+        return await self._object(model_path(model, version) + "/config")
+
+    async def repository_index(self, ready: bool) -> list[dict[str, Any]]:
+        body = encode_body({"ready": ready})
+        return repository_list(await self._json("POST", "/v2/repository/index", body), url=self.url)
+
+    async def model_statistics(self, model: str, version: str | None) -> dict[str, Any]:
+        return await self._object(stats_path(model, version))
+
+    async def generate(
+        self, model: str, body: dict[str, Any], inputs: ModelInputs | None
+    ) -> GenerateResponse:
+        url = self.url + model_path(model) + "/generate"
+        data = encode_body(body)
+        try:
+            async with self.session.post(url, data=data, headers=JSON_HEADERS) as response:
+                payload = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_error(exc, url, sent=True) from exc
+        if status != 200:
+            raise response_error(status, payload, url=url, retry_after=retry_after)
+        return parse_generate_body(payload, url=url)
+
+    async def open_stream(
+        self,
+        model: str,
+        body: dict[str, Any],
+        inputs: ModelInputs | None,
+        head: StreamHead,
+        state: StreamState,
+    ) -> AsyncChunkSource:
+        url = head.url = state.url = self.url + model_path(model) + "/generate_stream"
+        data = encode_body(body)
+        stamp = _SentStamp()
+        try:
+            response = await self.session.post(url, data=data, headers=JSON_HEADERS, trace_request_ctx=stamp)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            head.sent_ns = stamp.ns
+            raise map_error(exc, url, sent=bool(stamp.ns)) from exc
+        head.headers_ns = now_ns()
+        headers_wall_ns = time.time_ns()
+        head.sent_ns = stamp.ns
+        head.status_code = response.status
+        head.headers = safe_headers(response.headers)
+        if response.status != 200:
+            try:
+                payload = await response.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                response.close()
+                raise map_error(exc, url, sent=True) from exc
+            finally:
+                response.release()
+            raise response_error(
+                response.status, payload, url=url, retry_after=response.headers.get("Retry-After")
+            )
+        handler = response.connection.protocol if response.connection is not None else None
+        rx: rxstamp.RxClock | None = getattr(handler, "rx", None)
+        body_clock = None
+        if rx is not None and rx.reads:
+            # The headers were complete by the latest read before now: stamp them with its arrival.
+            body_clock = rx.attach(response.content)
+            kernel_ns = body_clock.headers_kernel_ns
+            head.headers_ns = rxstamp.local_stamp(kernel_ns, head.headers_ns, headers_wall_ns, stamp.ns)
+            head.arrival_clock = "kernel"
+        else:
+            rx = None
+        source = _AiohttpSource(response, state, head, self.watchdog, rx, body_clock)
+        if self.watchdog is not None and handler is not None:
+            # aiohttp re-arms a timer on every packet for its read timeout; during the body the
+            # watchdog checks silence instead, at no cost per event.
+            handler.read_timeout = None
+            self.watchdog.add(source)
+        return source
+
+
+class _AiohttpSource:
+    """Reads one SSE body as it arrives: stamp each read, decode events, parse chunks."""
+
+    __slots__ = (
+        "_closed",
+        "_expired",
+        "_pending",
+        "body_clock",
+        "content",
+        "decoder",
+        "floor_ns",
+        "last_read_ns",
+        "response",
+        "rx",
+        "head",
+        "state",
+        "url",
+        "watchdog",
+    )
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        state: StreamState,
+        head: StreamHead,
+        watchdog: _ReadWatchdog | None,
+        rx: rxstamp.RxClock | None = None,
+        body_clock: rxstamp.BodyClock | None = None,
+    ) -> None:
+        self.response = response
+        self.content = response.content
+        self.rx = rx
+        self.body_clock = body_clock
+        # The head is a plain value: holding it keeps no stream alive, so a consumer's early ``break``
+        # still collects the stream and closes this connection.
+        self.head = head
+        self.floor_ns = head.headers_ns
+        self.decoder = SSEDecoder()
+        self.state = state
+        self.url = head.url
+        self.watchdog = watchdog
+        self.last_read_ns = now_ns()
+        self._closed = False
+        self._expired = False
+        self._pending: errors.TritonError | None = None
+
+    async def read(self) -> list[StreamChunk] | None:
+        if self._pending is not None:
+            raise self._pending
+        try:
+            data = await self.content.readany()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.close()
+            if self._expired:
+                raise _read_timeout(self.url) from None
+            raise map_error(exc, self.url, sent=True) from exc
+        arrival = self.last_read_ns = now_ns()
+        if not data:
+            if self._expired:
+                raise _read_timeout(self.url)
+            self.state.finish(self.decoder.finish())
+            self._forget()
+            self.response.release()
+            return None
+        clock = self.body_clock
+        if clock is None:
+            events = self.decoder.feed(data, arrival)
+        else:
+            pieces = clock.segments(data, arrival, time.time_ns(), self.floor_ns)
+            if len(pieces) == 1:
+                events = self.decoder.feed(*pieces[0])
+            else:
+                events = [event for piece in pieces for event in self.decoder.feed(*piece)]
+            if clock.missed:
+                self._downgrade_clock()
+        if not events:
+            return []
+        if len(events) == 1:
+            return [self.state.chunk_from_event(events[0])]
+        chunks, self._pending = chunks_from_events(self.state, events)
+        return chunks
+
+    def _downgrade_clock(self) -> None:
+        """Some arrivals came without a kernel stamp: the stream no longer claims kernel stamps."""
+        self.head.arrival_clock = "read"
+
+    def expire(self) -> None:
+        """Called by the watchdog: the server has been silent too long; fail the pending read."""
+        self._expired = True
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self.response.close()
+            self._forget()
+
+    def _forget(self) -> None:
+        self._closed = True
+        if self.rx is not None and self.body_clock is not None:
+            self.rx.detach(self.body_clock)
+        self.rx = None
+        if self.watchdog is not None:
+            self.watchdog.discard(self)
+
+
+class _ReadWatchdog:
+    """The read timeout of streamed bodies: one task per client looks at every open stream's last
+    read, instead of a timer re-armed on every packet. A silent stream fails within a quarter of the
+    timeout (at most 1 s) after the deadline."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout_ns = int(timeout * 1e9)
+        self.interval = min(1.0, timeout / 4)
+        self.sources: set[_AiohttpSource] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, source: _AiohttpSource) -> None:
+        self.sources.add(source)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    def discard(self, source: _AiohttpSource) -> None:
+        self.sources.discard(source)
+
+    async def _watch(self) -> None:
+        try:
+            while self.sources:
+                await asyncio.sleep(self.interval)
+                deadline = now_ns() - self.timeout_ns
+                for source in [s for s in self.sources if s.last_read_ns < deadline]:
+                    source.expire()
+        finally:
+            self.task = None
+
+    async def stop(self) -> None:
+        task = self.task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
