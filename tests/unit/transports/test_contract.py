@@ -1,0 +1,287 @@
+"""The transport contract: the same bytes on the wire give the same chunks, head and error kind,
+whichever HTTP transport reads them (aiohttp, httpx, the Locust socket).
+
+Each case is a byte script that a tiny loopback server (a fake, on purpose: a real Triton does not drop
+a connection mid-event or stall on request) plays to every transport. gRPC is not in the table: its
+wire is HTTP/2 frames carrying protobuf messages, so these HTTP/1.1 scripts have no gRPC meaning; its
+decoding and error mapping are covered by ``test_grpc_codec.py`` and ``test_faults_grpc.py``, and its
+head by the integration tests against the real server.
+
+Kernel receive stamps are off here so that every transport reports ``arrival_clock == "read"``; the
+kernel path has its own tests (``test_rxstamp.py``, ``test_socket_stream.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from trtclient import errors
+from trtclient.errors import error_kind
+from trtclient.inputs import encode_body
+from trtclient.options import Timeout
+from trtclient.streaming import StreamHead, StreamState
+from trtclient.transports.aiohttp_http import AsyncHTTPTransport
+from trtclient.transports.base import Endpoint
+from trtclient.transports.httpx_http import HTTPTransport
+from trtclient.transports.socket_stream import Connection
+
+MODEL = "ensemble"
+PATH = f"/v2/models/{MODEL}/generate_stream"
+BODY = {"text_input": "hi", "max_tokens": 2, "stream": True}
+#: Upper bound on any wait; nothing waits this long unless something is broken.
+PATIENCE_S = 10.0
+#: The read timeout of the stall case: short, since the case waits for it to pass.
+STALL_READ_S = 0.4
+
+Script = Callable[[socket.socket], None]
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(text: str) -> bytes:
+    return b'data: {"model_name":"ensemble","text_output":"%s"}\n\n' % text.encode()
+
+
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+)
+_END = b"0\r\n\r\n"
+
+
+def _ok(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _chunk(_event("a")) + _chunk(_event("b")) + _END)
+
+
+def _error_before_first_event(conn: socket.socket, stop: threading.Event) -> None:
+    body = b'{"error":"Model ensemble: no such input"}'
+    conn.sendall(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def _error_event_after_tokens(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _chunk(_event("a")) + _chunk(b'data: {"error":"engine failed"}\n\n') + _END)
+
+
+def _empty_200(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _END)
+
+
+def _truncated_event(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _chunk(_event("a")) + _chunk(b'data: {"text_out') + _END)
+
+
+def _dropped_connection(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _chunk(_event("a")))
+    conn.shutdown(socket.SHUT_RDWR)  # no last chunk: the body breaks off
+
+
+def _stall(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(_SSE_HEAD + _chunk(_event("a")))
+    stop.wait(PATIENCE_S)  # silent until the client gives up (or the test ends)
+
+
+@dataclass(frozen=True)
+class Case:
+    script: Callable[[socket.socket, threading.Event], None]
+    texts: list[str]
+    status: int
+    kind: str | None
+    read_s: float = PATIENCE_S
+
+
+CASES: dict[str, Case] = {
+    "ok": Case(_ok, ["a", "b"], 200, None),
+    "error-before-first-event": Case(_error_before_first_event, [], 400, "http_400"),
+    "error-event-after-tokens": Case(_error_event_after_tokens, ["a"], 200, "stream_error"),
+    "empty-200": Case(_empty_200, [], 200, "empty_stream"),
+    "truncated-event": Case(_truncated_event, ["a"], 200, "malformed_sse"),
+    "dropped-connection": Case(_dropped_connection, ["a"], 200, "disconnect"),
+    "stall": Case(_stall, ["a"], 200, "timeout_read", read_s=STALL_READ_S),
+}
+
+
+class ScriptServer:
+    """Accepts connections on 127.0.0.1; for each, reads one request and plays the script."""
+
+    def __init__(self, script: Callable[[socket.socket, threading.Event], None]) -> None:
+        self.script = script
+        self.stop = threading.Event()
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                request = _read_request(conn)
+                if not request:
+                    continue
+                self.requests.append(request)
+                with contextlib.suppress(OSError):  # the client closed first: fine for the script
+                    self.script(conn, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(PATIENCE_S)
+        assert not self.thread.is_alive()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return b""
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@dataclass
+class Outcome:
+    """What a transport made of one script."""
+
+    texts: list[str]
+    head: StreamHead
+    error: errors.TritonError | None
+
+
+def _via_aiohttp(url: str, timeout: Timeout) -> Outcome:
+    async def go() -> Outcome:
+        transport = AsyncHTTPTransport(Endpoint(url, timeout, {}, True, None), connections=1)
+        head, state, texts = StreamHead(), StreamState(), []
+        try:
+            source = await transport.open_stream(MODEL, BODY, None, head, state)
+            try:
+                while (batch := await source.read()) is not None:
+                    texts.extend(chunk.text for chunk in batch)
+            finally:
+                source.close()
+        except errors.TritonError as exc:
+            return Outcome(texts, head, exc)
+        finally:
+            await transport.aclose()
+        return Outcome(texts, head, None)
+
+    return asyncio.run(go())
+
+
+def _via_httpx(url: str, timeout: Timeout) -> Outcome:
+    transport = HTTPTransport(Endpoint(url, timeout, {}, True, None), connections=1)
+    head, state, texts = StreamHead(), StreamState(), []
+    try:
+        source = transport.open_stream(MODEL, BODY, None, head, state)
+        try:
+            while (batch := source.read()) is not None:
+                texts.extend(chunk.text for chunk in batch)
+        finally:
+            source.close()
+    except errors.TritonError as exc:
+        return Outcome(texts, head, exc)
+    finally:
+        transport.close()
+    return Outcome(texts, head, None)
+
+
+def _via_socket(url: str, timeout: Timeout) -> Outcome:
+    connection = Connection(url, timeout, kernel_stamps=False)
+    head, state, texts = StreamHead(), StreamState(), []
+    try:
+        connection.stream(PATH, encode_body(BODY), head, state, lambda chunk: texts.append(chunk.text))
+    except errors.TritonError as exc:
+        return Outcome(texts, head, exc)
+    finally:
+        connection.close()
+    return Outcome(texts, head, None)
+
+
+TRANSPORTS: dict[str, Callable[[str, Timeout], Outcome]] = {
+    "aiohttp": _via_aiohttp,
+    "httpx": _via_httpx,
+    "socket": _via_socket,
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_kernel_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aiohttp's transport stamps with the kernel's receive time where it can; the socket one is told
+    # not to in _via_socket. With both off, every transport's arrival clock is "read".
+    monkeypatch.setattr("trtclient.rxstamp.keep_enabled", lambda: False)
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Iterator[tuple[Case, ScriptServer]]:
+    chosen = CASES[request.param]
+    server = ScriptServer(chosen.script)
+    yield chosen, server
+    server.close()
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_every_transport_reads_a_script_the_same_way(case: tuple[Case, ScriptServer], transport: str) -> None:
+    chosen, server = case
+    timeout = Timeout(connect=PATIENCE_S, read=chosen.read_s, total=None)
+    outcome = TRANSPORTS[transport](server.url, timeout)
+
+    assert outcome.texts == chosen.texts
+    assert (error_kind(outcome.error) if outcome.error is not None else None) == chosen.kind
+    head = outcome.head
+    assert head.url == server.url + PATH
+    assert head.status_code == chosen.status
+    # The request went out before the answer's head came, and both are stamped even when the call failed.
+    assert 0 < head.sent_ns <= head.headers_ns
+    assert head.arrival_clock == "read"
+    expected_type = "text/event-stream" if chosen.status == 200 else "application/json"
+    assert head.headers.get("content-type", "").startswith(expected_type)
+    assert len(server.requests) == 1 and server.requests[0].startswith(b"POST " + PATH.encode())
+
+
+def test_the_table_covers_the_contracts_cases() -> None:
+    # The cases the contract promises; a transport added to TRANSPORTS runs through all of them.
+    assert set(CASES) == {
+        "ok",
+        "error-before-first-event",
+        "error-event-after-tokens",
+        "empty-200",
+        "truncated-event",
+        "dropped-connection",
+        "stall",
+    }
+
+
+def test_a_request_that_never_reached_a_server_has_no_sent_stamp() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()  # nothing listens there now: connecting is refused
+    timeout = Timeout(connect=PATIENCE_S, read=PATIENCE_S, total=None)
+    for name, via in TRANSPORTS.items():
+        outcome = via(url, timeout)
+        assert outcome.error is not None and error_kind(outcome.error) == "connect", name
+        assert (outcome.head.sent_ns, outcome.head.headers_ns, outcome.head.status_code) == (0, 0, 0), name
