@@ -40,10 +40,11 @@ import aiohttp
 from benchmarks.common import Row
 from benchmarks.sse_source import SSESource
 from trtclient import AsyncTritonClient
-from trtclient import metrics as m
-from trtclient.bench.runner import RequestOptions, RunConfig, Runner
-from trtclient.bench.schedule import Concurrency, Stop, Warmup
-from trtclient.bench.workload import FixedPrompt
+from trtclient.bench.runner import RunConfig, Runner
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.request_options import RequestOptions
+from trtclient.loadtest.schedule import Concurrency, Stop, Warmup
+from trtclient.loadtest.workload import FixedPrompt
 from trtclient.timing import now_ns, to_epoch_ns
 
 __all__ = ["run"]

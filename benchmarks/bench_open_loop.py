@@ -18,11 +18,11 @@ import os
 from benchmarks.common import Row
 from benchmarks.sse_source import SSESource
 from trtclient import AsyncTritonClient
-from trtclient import metrics as m
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.runner import RunConfig, Runner
-from trtclient.bench.schedule import Rate, Stop, Warmup
-from trtclient.bench.workload import FixedPrompt
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.schedule import Rate, Stop, Warmup
+from trtclient.loadtest.workload import FixedPrompt
 from trtclient.timing import now_ns
 
 __all__ = ["run"]

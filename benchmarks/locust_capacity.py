@@ -45,11 +45,11 @@ import psutil
 
 from benchmarks.common import Row, format_table
 from benchmarks.sse_source import SSESource
-from trtclient import metrics as m
-from trtclient.bench.schedule import Concurrency, Stop
 from trtclient.bench.session import BenchSpec, run_bench
-from trtclient.bench.workload import FixedPrompt
-from trtclient.records import RequestRecord, read_records
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord, read_records
+from trtclient.loadtest.schedule import Concurrency, Stop
+from trtclient.loadtest.workload import FixedPrompt
 
 __all__ = ["Level", "run"]
 

@@ -29,9 +29,9 @@ import psutil
 
 from benchmarks.common import Row
 from trtclient.bench.progress import Counters
-from trtclient.bench.schedule import Rate, Stop
 from trtclient.bench.session import BenchSpec, run_bench
-from trtclient.bench.workload import FixedPrompt
+from trtclient.loadtest.schedule import Rate, Stop
+from trtclient.loadtest.workload import FixedPrompt
 from trtclient.server.launcher import EmbeddedTriton
 
 DEFAULT_MINUTES = 10.0

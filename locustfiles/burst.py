@@ -29,7 +29,7 @@ from typing import Any
 from locust import events
 from triton_user import TritonUser, non_negative_float, positive_int
 
-from trtclient.bench.schedule import Burst
+from trtclient.loadtest.schedule import Burst
 
 TUTORIAL_BURST = 20
 

@@ -19,7 +19,7 @@ from typing import Any
 from locust import events
 from triton_user import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, positive_float, rate_shape
 
-from trtclient.bench.schedule import Rate
+from trtclient.loadtest.schedule import Rate
 
 DEFAULT_RAMP_S = 30.0
 

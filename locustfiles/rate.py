@@ -23,7 +23,7 @@ from typing import Any
 from locust import events
 from triton_user import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, rate_shape
 
-from trtclient.bench.schedule import Rate
+from trtclient.loadtest.schedule import Rate
 
 
 @events.init_command_line_parser.add_listener

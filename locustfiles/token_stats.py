@@ -2,7 +2,7 @@
 
 Locust records one response time per request, in milliseconds bucketed to two significant digits
 (whole milliseconds below 100 ms, so a 9.6 ms gap between tokens becomes 10 ms), and nothing per
-token. This module keeps the metrics of :mod:`trtclient.metrics` — TTFT, ITL, TPOT, E2E, TTFT from
+token. This module keeps the metrics of :mod:`trtclient.loadtest.metrics` — TTFT, ITL, TPOT, E2E, TTFT from
 the intended start, schedule lag and the first token's lag behind the engine — as histograms of
 microseconds rounded to three significant digits (exact below 1 ms, at most 0.5 % off above), next
 to request counts, output tokens and the run's time window.
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtclient import metrics as m
-from trtclient.records import RequestRecord
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
     "HISTOGRAMS",
@@ -52,7 +52,7 @@ __all__ = [
     "write_csv",
 ]
 
-#: The distributions kept, in report order, with what each one is (names from trtclient.metrics).
+#: The distributions kept, in report order, with what each one is (names from trtclient.loadtest.metrics).
 HISTOGRAMS: dict[str, str] = {
     "ttft": m.DEFINITIONS["ttft"],
     "itl": m.DEFINITIONS["itl"],
@@ -143,7 +143,7 @@ class Histogram:
         return self.max_ns
 
     def summary(self) -> m.Summary | None:
-        """The distribution as a :class:`trtclient.metrics.Summary` (None when empty)."""
+        """The distribution as a :class:`trtclient.loadtest.metrics.Summary` (None when empty)."""
         if not self.count:
             return None
         mean = self.sum_ns / self.count
@@ -332,7 +332,7 @@ class RunStats:
         return max(0, self.last_end_ns - self.first_start_ns) / 1e9
 
     def requests_per_s(self) -> float:
-        """Successful requests per second of the window (``trtclient.metrics`` ``requests_per_s``)."""
+        """Successful requests per second of the window (``loadtest.metrics.requests_per_s``)."""
         window = self.window_s
         return self.ok / window if window else 0.0
 

@@ -8,9 +8,9 @@ the previous one ends). Everything else lives here, once:
   (read with :class:`~trtclient.sync_client.TritonClient`), maps error statuses to exceptions and
   parses each event (:class:`~trtclient.protocol.StreamState`); :class:`~trtclient.sse.SSEDecoder`
   splits the stream; the bench runner's rules turn the chunks into a
-  :class:`~trtclient.records.RequestRecord`; :func:`trtclient.protocol.error_kind` names failures and
-  :mod:`trtclient.metrics` defines TTFT, ITL, TPOT and E2E. Only the socket work is separate: each
-  user holds one keep-alive :class:`trtclient.transports.socket_stream.Connection`, which stamps every event the
+  :class:`~trtclient.loadtest.records.RequestRecord`; :func:`trtclient.errors.error_kind` names failures and
+  :mod:`trtclient.loadtest.metrics` defines TTFT, ITL, TPOT and E2E. Only the socket work is separate: each
+  user holds one keep-alive ``socket_stream.Connection``, which stamps every event the
   moment its bytes arrive. The bookkeeping after a request (:class:`Accountant`) runs in one
   background greenlet that lets every ready read go first, so it never delays another user's stamps.
 * Statistics: one Locust request row per request (send to end of stream; output tokens as its size;
@@ -22,7 +22,7 @@ the previous one ends). Everything else lives here, once:
   ``PREFIX_throughput.csv``), into the ``--html`` report and to the console, and while the test runs
   the web UI shows them in two extra tabs.
 * Arrivals (bursts, rates, ramps) are planned once, on the master or the standalone runner, with
-  :func:`trtclient.bench.schedule.arrival_offsets`, and handed out ahead of time to the workers in
+  :func:`trtclient.loadtest.schedule.arrival_offsets`, and handed out ahead of time to the workers in
   proportion to their users; a user takes the next arrival and sends at its time. The total rate is
   the schedule's whatever the number of workers. Users are the ceiling on requests in flight: an
   arrival that finds every user busy waits, and the wait shows as schedule lag and in ``ttft_sched``.
@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -74,17 +73,16 @@ from token_stats import (
     write_csv,
 )
 
-from trtclient import errors, metrics
-from trtclient.bench.heap import frozen_heap
-from trtclient.bench.recorder import RecordBuilder
-from trtclient.bench.runner import RequestOptions
-from trtclient.bench.schedule import Burst, Rate, arrival_offsets
-from trtclient.bench.workload import FixedPrompt, Prompt
-from trtclient.errors import error_kind
+from trtclient import errors
 from trtclient.inputs import build_body, encode_body
+from trtclient.loadtest import metrics
+from trtclient.loadtest.heap import frozen_heap
+from trtclient.loadtest.recorder import RecordBuilder
+from trtclient.loadtest.records import JsonlSink, RequestRecord
+from trtclient.loadtest.request_options import RequestOptions, resolve_options
+from trtclient.loadtest.schedule import Burst, Rate, arrival_offsets
+from trtclient.loadtest.workload import FixedPrompt, Prompt
 from trtclient.options import Timeout
-from trtclient.records import JsonlSink, RequestRecord
-from trtclient.server.launcher import is_loopback
 from trtclient.streaming import StreamHead, StreamState, TextMode
 from trtclient.sync_client import TritonClient
 from trtclient.timing import from_epoch_ns, now_ns
@@ -128,7 +126,6 @@ REPORT_KEY = "trtclient"
 FINAL_MESSAGE = "trtclient_final_report"
 #: Longest error text in Locust's failures table (Locust groups failures by their text).
 MAX_ERROR_TEXT = 160
-MAX_MESSAGE = 500
 
 
 # ---------------------------------------------------------------- command line
@@ -440,24 +437,22 @@ class Session:
             verify=verify_of(options),
         ) as client:
             inputs = client.model_inputs(self.model)
-        extra: dict[str, Any] = {}
-        for name, value in (*TUTORIAL_WORDS.items(), ("pad_id", options.pad_id)):
-            if value is not None and inputs.supports(name):
-                extra[name] = value
-        for name, value in options.param or []:
-            if not inputs.supports(name):
-                # Triton would take an unknown name for a request parameter and ignore it.
-                raise errors.UnsupportedInputError(name, self.model, list(inputs))
-            extra[name] = value
-        counts = inputs.supports("return_num_output_tokens") and inputs.supports("return_num_input_tokens")
-        self.request_options = RequestOptions(
-            force_output_length=bool(options.force_output_length) and inputs.supports("min_tokens"),
-            end_id=options.end_id if inputs.supports("end_id") else None,
-            server_token_counts=counts,
-            # The engine's timestamps compare with ours only when both clocks are this machine's.
-            perf_metrics=inputs.supports("return_perf_metrics")
-            and is_loopback(urlsplit(self.host).hostname or ""),
-            extra=extra,
+        # The same policy as trtclient bench. The tutorial's words, pad_id and (left at its default)
+        # end_id go where the model has them; an --end-id or --param the model lacks is refused.
+        end_id = options.end_id
+        optional: dict[str, Any] = {**TUTORIAL_WORDS, "pad_id": options.pad_id}
+        if end_id == TUTORIAL_END_ID:
+            optional["end_id"], end_id = end_id, None
+        self.request_options = resolve_options(
+            inputs,
+            model=self.model,
+            url=self.host,
+            force_output_length=bool(options.force_output_length),
+            end_id=end_id,
+            server_token_counts="auto",
+            perf_metrics="auto",
+            extra_inputs=dict(options.param or []),
+            optional_inputs=optional,
         )
         self.text_mode = inputs.text_mode
         request = self.request_options.build(self.prompt)
@@ -477,34 +472,38 @@ def send_one(environment: Environment, connection: Connection, index: int, inten
         prompt_id=session.prompt.id,
         requested_output_tokens=session.prompt.max_tokens,
     )
-    live = RecordBuilder(record, session.prompt)  # the same rules as trtclient bench
+    live = RecordBuilder(record, session.prompt)  # the same writer as trtclient bench
     failure: BaseException | None = None
-    head = StreamHead()
     try:
-        record.dispatched_ns = now_ns()
+        live.dispatched()
         body = session.body()
         record.forced_output_tokens = session.request_options.force_output_length
-        connection.stream(session.path, body, head, StreamState(session.text_mode), live.on_chunk)
-        record.end_ns = now_ns()
-        record.status = "ok"
+        exchange(connection, session.path, body, session.text_mode, live)
+    except Exception as exc:
+        failure = exc
+        live.failed(exc)  # no change if the exchange already recorded it
+    finally:
+        if not live.ended:  # stopped before the exchange began
+            live.cancelled()
+        PROCESS.accountant.submit(Finished(environment, session, live, failure))
+
+
+def exchange(
+    connection: Connection, path: str, body: bytes, text_mode: TextMode, live: RecordBuilder
+) -> None:
+    """One streamed request over the user's connection, written to its record by ``live`` exactly as
+    ``trtclient bench`` writes its records; raises what the request failed with."""
+    head = StreamHead()
+    live.opened(head)
+    try:
+        connection.stream(path, body, head, StreamState(text_mode), live.on_chunk)
     except gevent.GreenletExit:
-        record.status = "cancelled"
+        live.cancelled()
         raise
     except Exception as exc:
-        record.status = "failed"
-        record.error_kind = error_kind(exc)
-        record.error_message = str(exc)[:MAX_MESSAGE]
-        record.http_status = record.http_status or getattr(exc, "status_code", None)
-        failure = exc
-    finally:
-        if record.end_ns is None:
-            record.end_ns = now_ns()
-        record.sent_ns = head.sent_ns or None
-        record.headers_ns = head.headers_ns or None
-        record.http_status = head.status_code or record.http_status
-        if head.status_code:
-            record.arrival_clock = head.arrival_clock
-        PROCESS.accountant.submit(Finished(environment, session, live, failure))
+        live.failed(exc)
+        raise
+    live.succeeded()
 
 
 @dataclass(frozen=True)
@@ -658,7 +657,7 @@ class ProcessState:
 
     def start_test(self, environment: Environment) -> None:
         """A new test: empty statistics and arrivals, a new session prepared in the background;
-        garbage collections kept short for its length (``trtclient.bench.heap``)."""
+        garbage collections kept short for its length (``trtclient.loadtest.heap``)."""
         self.stop_planner()
         self._heap.close()
         self._heap.enter_context(frozen_heap())

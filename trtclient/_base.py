@@ -204,9 +204,10 @@ class BaseStream(Generic[SourceT]):
                 source.close()
 
     def _new_attempt(self, inputs: ModelInputs | None, text_mode: TextMode | None) -> dict[str, Any]:
-        """Start the next attempt: a fresh head and state (in the model's text mode); returns its body."""
+        """Start the next attempt: the head cleared, a fresh state (in the model's text mode); returns its
+        body. The stream keeps one head for its life, so a reader given it before the call sees the end."""
         mode = inputs.text_mode if inputs is not None else (text_mode or "delta")
         body = build_body(self.request, inputs, stream=True)
-        self.head = StreamHead()
+        self.head.clear()
         self.state = StreamState(mode)
         return body

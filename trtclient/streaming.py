@@ -50,6 +50,13 @@ class StreamHead:
     headers: dict[str, str] = field(default_factory=dict)
     arrival_clock: ArrivalClock = "read"
 
+    def clear(self) -> None:
+        """Back to "nothing known yet", for the next attempt of the same call."""
+        self.url = ""
+        self.sent_ns = self.headers_ns = self.status_code = 0
+        self.headers = {}
+        self.arrival_clock = "read"
+
 
 def text_mode_from_config(config: Mapping[str, Any]) -> TextMode:
     """Cumulative for a BLS model configured with ``accumulate_tokens`` true, delta otherwise.

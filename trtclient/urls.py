@@ -15,12 +15,14 @@ from trtclient.constants import (
 )
 
 __all__ = [
+    "is_loopback",
     "metrics_url_for",
     "model_path",
     "move_credentials",
     "normalize_url",
     "redact_url",
     "stats_path",
+    "url_is_loopback",
     "version_param",
 ]
 
@@ -127,3 +129,13 @@ def metrics_url_for(url: str) -> str:
         host = f"[{host}]"
     scheme = "https" if parts.scheme in ("https", "grpcs") else "http"
     return f"{scheme}://{host}:{DEFAULT_METRICS_PORT}/metrics"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost (a host name or address, without brackets)."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def url_is_loopback(url: str) -> bool:
+    """Whether a server URL (``host:port`` allowed) points at this machine."""
+    return is_loopback(urlsplit(url if "://" in url else f"http://{url}").hostname or "")

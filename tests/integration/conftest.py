@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
 import pytest
+from processes import SERVER_PROCESS_NAMES  # noqa: E402
 
 from trtclient.server.launcher import SHM_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
-from processes import SERVER_PROCESS_NAMES  # noqa: E402
 
 
 def server_things() -> set[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtclient.records import read_records
+from trtclient.loadtest.records import read_records
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
 pytestmark = pytest.mark.integration

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from trtclient import metrics as m
 from trtclient.bench.progress import Counters
-from trtclient.bench.schedule import Burst, Concurrency, Rate, Stop, Warmup
 from trtclient.bench.session import BenchError, BenchOutcome, BenchSpec, run_bench
-from trtclient.bench.workload import FixedPrompt, Length, SyntheticPrompts, TokenCounter
 from trtclient.cli import main
-from trtclient.records import RequestRecord, read_records
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord, read_records
+from trtclient.loadtest.schedule import Burst, Concurrency, Rate, Stop, Warmup
+from trtclient.loadtest.workload import FixedPrompt, Length, SyntheticPrompts, TokenCounter
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 from trtclient.server.tokenizer import corpus_text, default_tokenizer_dir
 

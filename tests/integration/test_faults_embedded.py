@@ -18,15 +18,13 @@ from urllib.parse import urlsplit
 
 import psutil
 import pytest
-
-from trtclient.bench.schedule import Burst, Rate, Stop
-from trtclient.bench.session import BenchSpec, run_bench
-from trtclient.bench.workload import FixedPrompt, Prompt
-from trtclient.records import read_records
-from trtclient.server.launcher import EmbeddedTriton, ServerHandle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from server_crash import CrashAndRestart  # noqa: E402
+
+from trtclient.bench.session import BenchSpec, run_bench
+from trtclient.loadtest.records import read_records
+from trtclient.loadtest.schedule import Burst, Rate, Stop
+from trtclient.loadtest.workload import FixedPrompt, Prompt
+from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
 pytestmark = pytest.mark.integration
 

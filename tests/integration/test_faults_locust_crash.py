@@ -18,13 +18,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from trtclient.records import RequestRecord, read_records
-from trtclient.server.launcher import SHM_DIR, EmbeddedTriton
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from processes import SERVER_PROCESS_NAMES, alive, server_processes, wait_for  # noqa: E402
 from server_crash import CrashAndRestart  # noqa: E402
+
+from trtclient.loadtest.records import RequestRecord, read_records
+from trtclient.server.launcher import SHM_DIR, EmbeddedTriton
 
 pytestmark = [pytest.mark.integration, pytest.mark.locust]
 

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from trtclient.records import read_records
-from trtclient.server.launcher import SHM_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from processes import SERVER_PROCESS_NAMES, alive, server_processes, wait_for  # noqa: E402
+
+from trtclient.loadtest.records import read_records
+from trtclient.server.launcher import SHM_DIR
 
 pytestmark = pytest.mark.integration
 

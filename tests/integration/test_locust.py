@@ -27,8 +27,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trtclient import metrics as m
-from trtclient.records import RequestRecord, read_records
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord, read_records
 from trtclient.server.launcher import ServerHandle, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.locust]

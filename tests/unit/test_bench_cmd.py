@@ -6,8 +6,6 @@ import argparse
 
 import pytest
 
-from trtclient.bench.schedule import Burst, Concurrency, Rate
-from trtclient.bench.workload import FixedPrompt
 from trtclient.cli import build_parser, main
 from trtclient.cli.bench_cmd import (
     build_spec,
@@ -18,6 +16,8 @@ from trtclient.cli.bench_cmd import (
     parse_warmup,
 )
 from trtclient.cli.common import UsageError
+from trtclient.loadtest.schedule import Burst, Concurrency, Rate
+from trtclient.loadtest.workload import FixedPrompt
 
 
 def args(*argv: str) -> argparse.Namespace:

@@ -16,15 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from trtclient import metrics as m
-from trtclient.bench.schedule import Concurrency, Rate, Stop
-from trtclient.bench.session import BenchSpec, run_bench
-from trtclient.bench.workload import JsonlPrompts, Prompt
-from trtclient.records import RequestRecord, read_records
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from faulty_triton import FAULTS, FaultyTriton, fault_prompt  # noqa: E402
+
+from trtclient.bench.session import BenchSpec, run_bench
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord, read_records
+from trtclient.loadtest.schedule import Concurrency, Rate, Stop
+from trtclient.loadtest.workload import JsonlPrompts, Prompt
 
 READ_TIMEOUT_S = 0.5
 REPEATS = 2

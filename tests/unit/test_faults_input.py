@@ -15,17 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faulty_triton import FaultyTriton  # noqa: E402
 
 from trtclient import AsyncTritonClient, TritonClient
-from trtclient.bench.schedule import Burst, Concurrency, Rate, Stop
 from trtclient.cli import main
 from trtclient.errors import RequestValidationError, SetupError, UnsupportedInputError
 from trtclient.inputs import make_request
+from trtclient.loadtest.schedule import Burst, Concurrency, Rate, Stop
 from trtclient.options import Timeout
 from trtclient.server.launcher import EmbeddedTriton, free_port
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
-from faulty_triton import FaultyTriton  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from trtclient.records import RequestRecord, read_records
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
 from faulty_triton import FAULTS, FaultyTriton  # noqa: E402
+
+from trtclient.loadtest.records import RequestRecord, read_records
 
 pytestmark = pytest.mark.locust
 

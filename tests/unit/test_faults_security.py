@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faulty_triton import FAULTS, FaultyTriton, fault_prompt  # noqa: E402
 
 from trtclient import AsyncTritonClient, TritonClient
 from trtclient.cli import build_parser, main
@@ -31,9 +32,6 @@ from trtclient.errors import (
 )
 from trtclient.options import Timeout
 from trtclient.server.launcher import EmbeddedTriton
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
-from faulty_triton import FAULTS, FaultyTriton, fault_prompt  # noqa: E402
 
 TOKEN = "tok-9f8e7d6c5b4a"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": TOKEN}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from trtclient.bench.heap import frozen_heap
+from trtclient.loadtest.heap import frozen_heap
 
 
 class Cycle:

@@ -21,8 +21,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from trtclient import metrics as m
-from trtclient.records import RequestRecord
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 

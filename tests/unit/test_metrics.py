@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from trtclient import metrics as m
-from trtclient.records import RequestRecord
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord
 
 
 def rec(

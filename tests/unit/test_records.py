@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trtclient.records import JsonlSink, RequestRecord, read_records
+from trtclient.loadtest.records import JsonlSink, RequestRecord, read_records
 from trtclient.timing import EPOCH_OFFSET_NS
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from trtclient import metrics as m
 from trtclient.bench.report import (
     SCHEMA,
     ClientLoad,
@@ -21,8 +20,9 @@ from trtclient.bench.report import (
     write_json,
 )
 from trtclient.bench.scrape import summarize_scrapes
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord
 from trtclient.prometheus import parse_metrics
-from trtclient.records import RequestRecord
 
 MS = 1_000_000
 

@@ -18,10 +18,11 @@ import pytest
 from trtclient import errors
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters, ProgressLine
-from trtclient.bench.runner import RequestOptions, RunConfig, Runner
-from trtclient.bench.schedule import Burst, Rate, Stop, Warmup
-from trtclient.bench.workload import FixedPrompt, Prompt
-from trtclient.records import JsonlSink, read_records
+from trtclient.bench.runner import RunConfig, Runner
+from trtclient.loadtest.records import JsonlSink, read_records
+from trtclient.loadtest.request_options import RequestOptions
+from trtclient.loadtest.schedule import Burst, Rate, Stop, Warmup
+from trtclient.loadtest.workload import FixedPrompt, Prompt
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from trtclient.bench.schedule import (
+from trtclient.loadtest.schedule import (
     NS_PER_S,
     Burst,
     Concurrency,

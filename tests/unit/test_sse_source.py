@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-from trtclient import TritonClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.sse_source import SSESource  # noqa: E402
+from trtclient import TritonClient
 
 
 def test_source_serves_streams_generate_and_metadata_then_stops() -> None:

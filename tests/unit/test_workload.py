@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtclient.bench.workload import (
+from trtclient.loadtest.workload import (
     FixedPrompt,
     JsonlPrompts,
     Length,

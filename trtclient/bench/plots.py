@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trtclient import metrics as m
-from trtclient.records import RequestRecord
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.records import RequestRecord
 
 __all__ = ["PlotsUnavailable", "write_plots"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtclient import metrics as m
-from trtclient.metrics import RunMetrics, Summary
-from trtclient.records import RequestRecord
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.metrics import RunMetrics, Summary
+from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
     "SCHEMA",

@@ -2,7 +2,7 @@
 
 Open loops and bursts are paced by :class:`~trtclient.bench.pacer.Pacer` at absolute intended times;
 closed loops keep ``concurrency`` workers busy. Each request becomes one
-:class:`~trtclient.records.RequestRecord` that ends ``ok``, ``failed`` (with its error kind) or
+:class:`~trtclient.loadtest.records.RequestRecord` that ends ``ok``, ``failed`` (with its error kind) or
 ``cancelled``, is appended to the sink as soon as it ends, and is never retried.
 
 Setting the ``stop`` event (the CLI does on Ctrl-C) stops scheduling, cancels the requests in flight
@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters
-from trtclient.bench.recorder import RecordBuilder
 from trtclient.bench.report import ClientLoad
-from trtclient.bench.schedule import (
+from trtclient.loadtest.recorder import RecordBuilder
+from trtclient.loadtest.records import JsonlSink, RequestRecord
+from trtclient.loadtest.request_options import RequestOptions
+from trtclient.loadtest.schedule import (
     Burst,
     Concurrency,
     LoadShape,
@@ -33,21 +35,16 @@ from trtclient.bench.schedule import (
     arrival_offsets,
     worker_start_offsets,
 )
-from trtclient.bench.workload import Prompt, TokenCounter, Workload
-from trtclient.errors import error_kind
-from trtclient.inputs import make_request
-from trtclient.records import JsonlSink, RequestRecord
+from trtclient.loadtest.workload import Prompt, TokenCounter, Workload
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
 
-__all__ = ["RequestOptions", "RunConfig", "RunResult", "Runner", "StreamingClient"]
+__all__ = ["RunConfig", "RunResult", "Runner", "StreamingClient"]
 
 #: Engine timestamps kept from the responses (TRT-LLM ``return_perf_metrics``).
 #: Time between building the schedule and its first intended start.
 START_DELAY_NS = 20_000_000
-#: Longest error message kept in a record.
-MAX_MESSAGE = 500
 
 
 class ChunkStream(Protocol):
@@ -70,39 +67,6 @@ class StreamingClient(Protocol):
     """The part of :class:`trtclient.AsyncTritonClient` the runner uses."""
 
     def generate_stream(self, request: GenerateRequest, /) -> ChunkStream: ...
-
-
-@dataclass(frozen=True)
-class RequestOptions:
-    """How a prompt becomes a request.
-
-    ``force_output_length`` sends ``min_tokens = max_tokens`` so the server generates exactly the
-    requested length (set it only when the model has that input); ``end_id`` overrides the
-    end-of-sequence id (an id the model never produces also forces the length).
-    ``server_token_counts`` and ``perf_metrics`` ask for ``num_*_tokens`` and the engine's timestamps.
-    """
-
-    force_output_length: bool = False
-    end_id: int | None = None
-    server_token_counts: bool = False
-    perf_metrics: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def build(self, prompt: Prompt) -> GenerateRequest:
-        """The request for one prompt (raises ``RequestValidationError`` naming a bad field)."""
-        fields: dict[str, Any] = dict(self.extra)
-        if self.force_output_length:
-            fields["min_tokens"] = prompt.max_tokens
-        if self.end_id is not None:
-            fields["end_id"] = self.end_id
-        if self.server_token_counts:
-            fields["return_num_input_tokens"] = True
-            fields["return_num_output_tokens"] = True
-        if self.perf_metrics:
-            fields["return_perf_metrics"] = True
-        fields["max_tokens"] = prompt.max_tokens
-        fields["stream"] = True
-        return make_request(prompt.text, fields)
 
 
 @dataclass(frozen=True)
@@ -293,41 +257,27 @@ class Runner:
                     await self._stream(live, request)
             else:
                 await self._stream(live, request)
-            record.status = "ok"
         except asyncio.CancelledError:
-            record.status = "cancelled"
+            live.cancelled()
         except Exception as exc:
-            record.status = "failed"
-            record.error_kind = error_kind(exc)
-            record.error_message = str(exc)[:MAX_MESSAGE]
-            record.http_status = record.http_status or getattr(exc, "status_code", None)
+            live.failed(exc)
         finally:
-            if record.end_ns is None:
-                record.end_ns = now_ns()
+            if not live.ended:  # e.g. KeyboardInterrupt: the run was interrupted
+                live.cancelled()
             if record.dispatched_ns is not None:
                 c.in_flight -= 1
             self._finish(live)
 
     async def _stream(self, live: RecordBuilder, request: GenerateRequest) -> None:
-        record = live.record
-        record.dispatched_ns = now_ns()
+        live.dispatched()
         self.counters.sent += 1
         self.counters.in_flight += 1
         stream = self.client.generate_stream(request)
-        try:
-            async with stream:
-                async for chunk in stream:
-                    live.on_chunk(chunk)
-                record.end_ns = now_ns()
-        finally:
-            if record.end_ns is None:
-                record.end_ns = now_ns()
-            head = stream.head
-            record.sent_ns = head.sent_ns or None
-            record.headers_ns = head.headers_ns or None
-            record.http_status = head.status_code or None
-            if record.http_status is not None or record.event_ns or record.other_event_ns:
-                record.arrival_clock = head.arrival_clock
+        live.opened(stream.head)
+        async with stream:
+            async for chunk in stream:
+                live.on_chunk(chunk)
+            live.succeeded()
 
     def _finish(self, live: RecordBuilder) -> None:
         record = live.record

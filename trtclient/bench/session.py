@@ -14,28 +14,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from trtclient import metrics as m
 from trtclient import rxstamp
-from trtclient.bench.heap import frozen_heap
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
-from trtclient.bench.runner import RequestOptions, RunConfig, Runner, RunResult
-from trtclient.bench.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
+from trtclient.bench.runner import RunConfig, Runner, RunResult
 from trtclient.bench.scrape import MetricsScraper
-from trtclient.bench.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.client import AsyncTritonClient
-from trtclient.errors import TritonError
+from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.heap import frozen_heap
+from trtclient.loadtest.records import JsonlSink, RequestRecord
+from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
+from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
+from trtclient.loadtest.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.options import Timeout
-from trtclient.records import JsonlSink, RequestRecord
 from trtclient.timing import EPOCH_OFFSET_NS
 from trtclient.urls import redact_url
 
 __all__ = ["BenchError", "BenchOutcome", "BenchSpec", "describe_shape", "run_bench"]
-
-Auto = Literal["auto"]
 
 
 class BenchError(TritonError):
@@ -95,51 +93,22 @@ def describe_shape(shape: LoadShape) -> str:
     return f"open loop, {shape.rate:g} req/s {shape.arrival}{extra}{cap}"
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def _resolve_options(spec: BenchSpec, inputs: ModelInputs, url: str, notes: list[str]) -> RequestOptions:
-    missing = [name for name in spec.extra_inputs if not inputs.supports(name)]
-    if missing:
-        raise BenchError(
-            f"model {spec.model!r} has no input {', '.join(repr(n) for n in missing)} "
-            f"(Triton would silently ignore it); its inputs: {', '.join(inputs)}"
+    try:
+        return resolve_options(
+            inputs,
+            model=spec.model,
+            url=url,
+            force_output_length=spec.force_output_length,
+            lengths_set=spec.workload_sets_lengths,
+            end_id=spec.end_id,
+            server_token_counts=spec.server_token_counts,
+            perf_metrics=spec.perf_metrics,
+            extra_inputs=spec.extra_inputs,
+            notes=notes,
         )
-    can_force = inputs.supports("min_tokens")
-    force = spec.force_output_length
-    if force == "auto":
-        force = spec.workload_sets_lengths and can_force
-    elif force and not can_force:
-        notes.append(
-            f"model {spec.model!r} has no min_tokens/min_length input: "
-            "output lengths are verified, not forced"
-        )
-        force = False
-    if spec.end_id is not None and not inputs.supports("end_id"):
-        raise BenchError(f"model {spec.model!r} has no end_id input")
-    counts = spec.server_token_counts
-    has_counts = inputs.supports("return_num_output_tokens") and inputs.supports("return_num_input_tokens")
-    if counts == "auto":
-        counts = has_counts
-    elif counts and not has_counts:
-        raise BenchError(
-            f"model {spec.model!r} cannot return token counts (no return_num_output_tokens input)"
-        )
-    perf = spec.perf_metrics
-    has_perf = inputs.supports("return_perf_metrics")
-    if perf == "auto":
-        perf = has_perf and _is_loopback(url)
-    elif perf and not has_perf:
-        raise BenchError(f"model {spec.model!r} has no return_perf_metrics input (TensorRT-LLM >= 0.19)")
-    return RequestOptions(
-        force_output_length=bool(force),
-        end_id=spec.end_id,
-        server_token_counts=bool(counts),
-        perf_metrics=bool(perf),
-        extra=dict(spec.extra_inputs),
-    )
+    except RequestValidationError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def _config(spec: BenchSpec, url: str, options: RequestOptions, extra: Mapping[str, Any]) -> dict[str, Any]:

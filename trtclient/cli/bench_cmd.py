@@ -189,7 +189,7 @@ def parse_length(text: str, flag: str) -> tuple[int, float]:
 
 def parse_slos(items: list[str]) -> dict[str, float]:
     """``ttft=500`` (ms) → ``{"ttft": 500e6}`` (ns)."""
-    from trtclient.metrics import SLO_METRICS
+    from trtclient.loadtest.metrics import SLO_METRICS
 
     out: dict[str, float] = {}
     for item in items:
@@ -247,9 +247,9 @@ def _positive(value: float | int | None, flag: str) -> None:
 
 def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path] | None) -> Any:
     """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`."""
-    from trtclient.bench import schedule as sc
     from trtclient.bench.session import BenchSpec
-    from trtclient.bench.workload import TokenCounter, WorkloadError
+    from trtclient.loadtest import schedule as sc
+    from trtclient.loadtest.workload import TokenCounter, WorkloadError
 
     for flag in ("burst", "concurrency", "rate", "max_concurrency", "requests", "timeout", "max_tokens"):
         _positive(getattr(args, flag), "--" + flag.replace("_", "-"))
@@ -349,7 +349,7 @@ def _verify(args: argparse.Namespace) -> bool | str:
 
 def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     """The workload and whether it sets each request's output length."""
-    from trtclient.bench import workload as wl
+    from trtclient.loadtest import workload as wl
 
     synthetic = args.input_tokens is not None or args.output_tokens is not None
     chosen = [

@@ -1,4 +1,4 @@
-"""The load engine's metric definitions: pure functions over :class:`~trtclient.records.RequestRecord`.
+"""The load engine's metric definitions: pure functions over a :class:`~.records.RequestRecord`.
 
 Every report, the JSON summary, the CSV and the Locust stats use the names defined here. All durations
 are nanoseconds of ``trtclient.timing.now_ns()``; reports show them in milliseconds.
@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from trtclient.records import RequestRecord
+from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
     "DEFINITIONS",
