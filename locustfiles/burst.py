@@ -27,7 +27,7 @@ import argparse
 from typing import Any
 
 from locust import events
-from triton_user import TritonUser, non_negative_float, positive_int
+from trtlocust import TritonUser, non_negative_float, positive_int
 
 from trtclient.loadtest.schedule import Burst
 

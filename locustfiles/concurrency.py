@@ -11,7 +11,7 @@ import locust  # noqa: F401  (first: gevent monkey-patching)
 
 # isort: split
 
-from triton_user import TritonUser
+from trtlocust import TritonUser
 
 
 class ConcurrencyUser(TritonUser):

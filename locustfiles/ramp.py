@@ -17,7 +17,7 @@ import argparse
 from typing import Any
 
 from locust import events
-from triton_user import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, positive_float, rate_shape
+from trtlocust import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, positive_float, rate_shape
 
 from trtclient.loadtest.schedule import Rate
 

@@ -21,7 +21,7 @@ import argparse
 from typing import Any
 
 from locust import events
-from triton_user import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, rate_shape
+from trtlocust import OPEN_LOOP_USERS, TritonUser, add_rate_arguments, rate_shape
 
 from trtclient.loadtest.schedule import Rate
 

@@ -1,6 +1,6 @@
 """A locustfile whose one user keeps the CPU busy in Python and yields to gevent every few
-milliseconds, with ``locustfiles/triton_user.py``'s process hooks loaded. A SIGINT then nearly always
-arrives while the user's greenlet runs, which a real load test only does by chance.
+milliseconds, with the Locust kit's (``locustfiles/trtlocust``) process hooks loaded. A SIGINT then
+nearly always arrives while the user's greenlet runs, which a real load test only does by chance.
 
 It writes the path in ``BUSY_MARKER`` once the user is spinning. With ``BUSY_HOLD_STOP`` set, the
 user's ``on_stop`` writes ``<BUSY_MARKER>.stopping`` and then never returns, so a test can press
@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "locustfiles"))
 
 import gevent  # noqa: E402
-import triton_user  # noqa: E402, F401  (registers the init hooks)
 from locust import User, task  # noqa: E402
+from trtlocust import TritonUser  # noqa: E402, F401  (loads the kit, which registers its process hooks)
 
 
 class BusyUser(User):

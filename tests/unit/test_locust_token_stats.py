@@ -1,43 +1,31 @@
-"""The Locust scenarios' token statistics (``locustfiles/token_stats.py``): histograms finer than
-Locust's buckets, their merge from workers into the master, and the tables written at the end.
+"""The Locust scenarios' token statistics (``locustfiles/trtlocust/_stats.py`` and ``_tables.py``):
+histograms finer than Locust's buckets, their merge from workers into the master, and the tables
+written at the end.
 
-The module imports neither locust nor gevent, so it is loaded here by path without monkey-patching
-the test process. Records are built from small integer nanoseconds, so values are exact.
+These modules import neither locust nor gevent (and the kit's face loads the rest lazily), so they are
+imported here without monkey-patching the test process. Records are built from small integer
+nanoseconds, so values are exact.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import math
 import random
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgpack
 import pytest
+from trtlocust import _stats as ts
+from trtlocust import _tables as tables
 
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.records import RequestRecord
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    path = ROOT / "locustfiles" / "token_stats.py"
-    spec = importlib.util.spec_from_file_location("token_stats_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ts = _load()
 
 
 def over_the_wire(data: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +278,7 @@ def filled() -> Any:
 
 def test_csv_files_hold_the_histograms_in_milliseconds(tmp_path: Path) -> None:
     stats = filled()
-    latency, throughput = ts.write_csv(stats, str(tmp_path / "run"), "ensemble")
+    latency, throughput = tables.write_csv(stats, str(tmp_path / "run"), "ensemble")
     assert latency.name == "run_tokens.csv" and throughput.name == "run_throughput.csv"
     rows = {row["Metric"]: row for row in csv.DictReader(io.StringIO(latency.read_text()))}
     assert list(rows) == ["TTFT", "ITL", "TPOT", "E2E", "ttft_sched", "schedule_lag"]
@@ -307,7 +295,7 @@ def test_csv_files_hold_the_histograms_in_milliseconds(tmp_path: Path) -> None:
 def test_html_section_goes_before_the_end_of_the_body(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text("<html><body><div id='root'></div></body></html>")
-    ts.add_to_html_report(page, filled(), "ensemble")
+    tables.add_to_html_report(page, filled(), "ensemble")
     text = page.read_text()
     assert text.index('id="trtclient-token-metrics"') < text.index("</body>")
     assert "<td>TTFT</td>" in text and "first content event arrival - send" in text
@@ -315,9 +303,9 @@ def test_html_section_goes_before_the_end_of_the_body(tmp_path: Path) -> None:
 
 def test_summary_and_totals_lines_say_the_same_counts() -> None:
     stats = filled()
-    lines = ts.summary_lines(stats, "ensemble")
+    lines = tables.summary_lines(stats, "ensemble")
     assert any(line.startswith("TTFT") for line in lines)
     assert "requests ok 2, failed 1, cancelled 0; output tokens 5" in lines[-1]
-    assert ts.totals_line(stats).startswith(
+    assert tables.totals_line(stats).startswith(
         "ok=2 failed=1 cancelled=0 scheduled=0 unsent=0 output_tokens=5 n_ttft=2"
     )

@@ -1,0 +1,244 @@
+"""The scenarios' command line: Locust options of the Triton user, shared parsers and the tutorial's
+request defaults.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent monkey-patches the standard library on import)
+
+# isort: split
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+
+from trtclient.loadtest.schedule import Rate
+
+__all__ = [
+    "DEFAULT_RATE",
+    "OPEN_LOOP_USERS",
+    "TUTORIAL_END_ID",
+    "TUTORIAL_MAX_TOKENS",
+    "TUTORIAL_PAD_ID",
+    "TUTORIAL_PROMPT",
+    "TUTORIAL_WORDS",
+    "add_rate_arguments",
+    "headers_of",
+    "non_negative_float",
+    "options_of",
+    "positive_float",
+    "positive_int",
+    "rate_shape",
+    "verify_of",
+]
+
+log = logging.getLogger("trtclient.locust")
+
+#: The tutorial's request (tensorrtllm_backend docs/llama.md, "Run several requests at the same time":
+#: ``{"text_input": "What is machine learning?", "max_tokens": 20, "bad_words": "", "stop_words": "",
+#: "pad_id": 2, "end_id": 2}``).
+TUTORIAL_PROMPT = "What is machine learning?"
+TUTORIAL_MAX_TOKENS = 20
+TUTORIAL_END_ID = 2
+TUTORIAL_PAD_ID = 2
+TUTORIAL_WORDS = {"bad_words": "", "stop_words": ""}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(_number(text, float))
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    value = float(_number(text, float))
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _optional_id(text: str) -> int | None:
+    if text.strip().lower() in ("", "none", "off"):
+        return None
+    return int(_number(text, int))
+
+
+def _param(text: str) -> list[Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return [name.strip(), value]
+
+
+def _header(text: str) -> tuple[str, str]:
+    """argparse type: ``NAME:VALUE``; errors show the name only, never the value."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c.isspace() for c in name):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:VALUE, got a header named {name if sep else '(no :)'!r}"
+        )
+    if any(c in value for c in "\r\n"):
+        raise argparse.ArgumentTypeError(f"the value of header {name!r} contains a line break")
+    return name, value
+
+
+def headers_of(options: argparse.Namespace) -> dict[str, str]:
+    """The ``--header`` options as a mapping."""
+    return dict(getattr(options, "header", None) or [])
+
+
+def verify_of(options: argparse.Namespace) -> bool | str:
+    """TLS verification: a CA bundle from ``--cacert``, else the system's CAs."""
+    return str(options.cacert) if getattr(options, "cacert", "") else True
+
+
+def _number(text: str, kind: Callable[[str], float]) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any, **_kw: Any) -> None:
+    parser.add_argument("--model", default="ensemble", help="Triton model to load-test (default: ensemble)")
+    parser.add_argument("--prompt", default=TUTORIAL_PROMPT, help=f"prompt (default: {TUTORIAL_PROMPT!r})")
+    parser.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=TUTORIAL_MAX_TOKENS,
+        help=f"max_tokens per request (default: {TUTORIAL_MAX_TOKENS})",
+    )
+    parser.add_argument(
+        "--end-id",
+        type=_optional_id,
+        default=TUTORIAL_END_ID,
+        help=f"end_id to send, 'none' to leave it out (default: {TUTORIAL_END_ID}, the tutorial's)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--pad-id",
+        type=_optional_id,
+        default=TUTORIAL_PAD_ID,
+        help=f"pad_id to send, 'none' to leave it out (default: {TUTORIAL_PAD_ID}, the tutorial's)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--force-output-length",
+        action="store_true",
+        default=False,
+        help="send min_tokens = max_tokens so every answer has exactly max_tokens tokens",
+    )
+    parser.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra model input, VALUE parsed as JSON when it can be (repeatable)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="HTTP header sent with every request, e.g. an API key (repeatable; values are never shown)",
+        include_in_web_ui=False,  # not editable in the web UI's start form, and never displayed there
+    )
+    parser.add_argument(
+        "--cacert",
+        default="",
+        metavar="FILE",
+        help="CA bundle to verify an https server with (default: the system's CAs)",
+        include_in_web_ui=False,
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=300.0,
+        help="seconds without a byte from the server before a request fails (default: 300)",
+    )
+    parser.add_argument(
+        "--read-stamps",
+        action="store_true",
+        default=False,
+        help="stamp events when they are read, not with the kernel's arrival time (the default on Linux)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--server-profile",
+        default="orin-int4",
+        help="timing profile of the embedded Triton started when --host is not given (default: orin-int4)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--records",
+        default="",
+        metavar="FILE",
+        help="append one JSONL record per request (workers write FILE.workerN)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+
+
+DEFAULT_RATE = 5.0
+#: Users (the ceiling on requests in flight) of the open-loop scenarios when -u is not given.
+OPEN_LOOP_USERS = 64
+
+
+def add_rate_arguments(parser: Any) -> None:
+    """``--rate``, ``--arrival``, ``--burstiness``, ``--seed`` (shared with ramp.py)."""
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        default=DEFAULT_RATE,
+        help=f"requests per second in total, all workers together (default: {DEFAULT_RATE:g})",
+    )
+    parser.add_argument(
+        "--arrival",
+        choices=("constant", "poisson", "gamma"),
+        default="poisson",
+        help="gaps between arrivals (default: poisson)",
+    )
+    parser.add_argument(
+        "--burstiness",
+        type=positive_float,
+        default=1.0,
+        help="gamma shape with --arrival gamma: 1 Poisson, <1 burstier, >1 smoother (default: 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the arrival times (default: 0)")
+
+
+def rate_shape(options: argparse.Namespace) -> Rate:
+    """The open-loop shape from the command line."""
+    return Rate(rate=options.rate, arrival=options.arrival, burstiness=options.burstiness)
+
+
+def options_of(environment: Environment) -> argparse.Namespace:
+    """Locust's parsed command line (always there when Locust runs a locustfile)."""
+    options = environment.parsed_options
+    if not isinstance(options, argparse.Namespace):
+        raise RuntimeError("these scenarios run under the locust command (no parsed options)")
+    return options

@@ -1,0 +1,132 @@
+"""What a test leaves behind: totals on the console, token CSVs next to ``--csv``, a section in the
+``--html`` report, and two web-UI tabs while it runs.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent monkey-patches the standard library on import)
+
+# isort: split
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import gevent
+import gevent.event
+import locust.stats
+from locust.env import Environment
+
+from trtlocust._process import PROCESS
+from trtlocust._stats import RunStats
+from trtlocust._tables import (
+    LATENCY_HEADERS,
+    SECTION_ID,
+    THROUGHPUT_HEADERS,
+    add_to_html_report,
+    csv_text,
+    latency_table,
+    summary_lines,
+    throughput_table,
+    totals_line,
+    write_csv,
+)
+
+__all__ = ["add_html_section", "extend_web_ui", "write_outputs"]
+
+log = logging.getLogger("trtclient.locust")
+
+
+def write_outputs(environment: Environment) -> None:
+    PROCESS.accountant.flush()
+    if PROCESS.role == "worker":
+        everything = RunStats()
+        everything.merge(PROCESS.reported.to_wire())
+        everything.merge(PROCESS.pending.to_wire())
+        log.info("worker totals: %s", totals_line(everything))
+        return
+    options = environment.parsed_options
+    stats = PROCESS.totals
+    log.info("test totals: %s", totals_line(stats))
+    console = logging.getLogger("locust.stats_logger")
+    for line in summary_lines(stats, PROCESS.label):
+        console.info(line)
+    console.info("")
+    if options is not None and options.csv_prefix:
+        write_csv(stats, options.csv_prefix, PROCESS.label)
+        # Locust (2.47) rewrites PREFIX_stats.csv and its siblings once a second and not at the end,
+        # so a test that ends between two writes would leave them stale. One more tick, with the
+        # statistics final now, makes the files complete.
+        gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)
+    add_html_section(environment)
+
+
+def add_html_section(environment: Environment) -> None:
+    options = environment.parsed_options
+    if PROCESS.role == "worker" or options is None or not options.html_file:
+        return
+    path = Path(options.html_file)
+    try:
+        if path.is_file() and SECTION_ID not in path.read_text(encoding="utf-8"):
+            add_to_html_report(path, PROCESS.totals, PROCESS.label)
+    except OSError as exc:
+        log.warning("could not add the token metrics to %s: %s", path, exc)
+
+
+# ---------------------------------------------------------------- web UI
+
+
+_LATENCY_TAB = "trtclient-latency"
+_THROUGHPUT_TAB = "trtclient-throughput"
+
+
+def extend_web_ui(environment: Environment) -> None:
+    """Two tabs (token latency, token throughput), their data in /stats/requests, CSV downloads."""
+    from flask import Response, request
+
+    web_ui = environment.web_ui
+    assert web_ui is not None and web_ui.app is not None
+    app = web_ui.app
+    latency_titles = {
+        **LATENCY_HEADERS,
+        **{k: f"{v} (ms)" for k, v in LATENCY_HEADERS.items() if k not in ("metric", "name", "count")},
+    }
+    web_ui.template_args["extended_tabs"] = [
+        {"title": "Token latency", "key": _LATENCY_TAB},
+        {"title": "Token throughput", "key": _THROUGHPUT_TAB},
+    ]
+    web_ui.template_args["extended_tables"] = [
+        {"key": _LATENCY_TAB, "structure": [{"key": k, "title": t} for k, t in latency_titles.items()]},
+        {
+            "key": _THROUGHPUT_TAB,
+            "structure": [{"key": k, "title": t} for k, t in THROUGHPUT_HEADERS.items()],
+        },
+    ]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": "./trtclient/tokens.csv", "title": "Download token latency CSV"},
+        {"href": "./trtclient/throughput.csv", "title": "Download token throughput CSV"},
+    ]
+
+    @app.after_request
+    def _add_token_stats(response: Response) -> Response:
+        if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
+            stats = PROCESS.totals
+            payload = response.get_json() or {}
+            payload["extended_stats"] = [
+                {"key": _LATENCY_TAB, "data": latency_table(stats, PROCESS.label)},
+                {"key": _THROUGHPUT_TAB, "data": throughput_table(stats, time.time())},
+            ]
+            response.set_data(json.dumps(payload))
+        return response
+
+    @app.route("/trtclient/tokens.csv")
+    @web_ui.auth_required_if_enabled
+    def _tokens_csv() -> Response:
+        text = csv_text(latency_table(PROCESS.totals, PROCESS.label), LATENCY_HEADERS)
+        return Response(text, mimetype="text/csv")
+
+    @app.route("/trtclient/throughput.csv")
+    @web_ui.auth_required_if_enabled
+    def _throughput_csv() -> Response:
+        return Response(csv_text(throughput_table(PROCESS.totals), THROUGHPUT_HEADERS), mimetype="text/csv")
