@@ -24,15 +24,31 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/trtclient bench
 
+# ruff, then the import contracts of pyproject.toml (floors, forbidden imports, no cycles).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=locustfiles $(BIN)/lint-imports
+
+# Strict on the packages; the tests are checked with untyped definitions allowed.
+TEST_MYPY := --allow-untyped-defs --allow-incomplete-defs --allow-untyped-calls --allow-untyped-decorators \
+	--allow-any-generics --allow-subclassing-any --no-warn-return-any --no-warn-unused-ignores \
+	--check-untyped-defs
 
 typecheck: $(STAMP)
-	$(BIN)/mypy trtclient
+	$(BIN)/mypy trtclient locustfiles benchmarks
+	MYPYPATH=tests/fakes:locustfiles $(BIN)/mypy $(TEST_MYPY) tests/unit --exclude 'tests/unit/fixtures/'
+	MYPYPATH=tests/fakes:locustfiles $(BIN)/mypy $(TEST_MYPY) tests/integration tests/fakes \
+		--exclude 'tests/fakes/inflight_batcher_llm_r24_04/'
 
 test: setup lint typecheck
 	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -30,7 +30,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +196,7 @@ def _line(label: str, lags: list[float], rate: float) -> str:
 
 def _compare(title: str, url: str) -> dict[str, list[float]]:
     print(title, flush=True)
-    readers: dict[str, Callable[[str], Awaitable[Lags]]] = {
+    readers: dict[str, Callable[[str], Coroutine[Any, Any, Lags]]] = {
         "load engine": engine_lags,
         "engine, read stamps": engine_read_lags,
         "minimal reader": raw_lags,

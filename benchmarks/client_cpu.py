@@ -36,6 +36,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
@@ -54,7 +55,7 @@ TOKENS = int(os.environ.get("CLIENT_CPU_TOKENS", "64"))
 WAVES = int(os.environ.get("CLIENT_CPU_WAVES", "2"))
 ROUNDS = int(os.environ.get("CLIENT_CPU_ROUNDS", "3"))
 PACED_DELAY_MS = float(os.environ.get("CLIENT_CPU_PACED_DELAY_MS", "20"))
-BODY = {"text_input": "What is machine learning?", "max_tokens": TOKENS, "stream": True}
+BODY: dict[str, Any] = {"text_input": "What is machine learning?", "max_tokens": TOKENS, "stream": True}
 TARGET_RATIO = 1.25
 
 

@@ -11,7 +11,7 @@ import collections
 import gc
 import os
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 import pytest
@@ -262,7 +262,7 @@ def test_stopping_a_grpc_stream_early_leaves_the_client_usable(
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 async def test_a_thousand_concurrent_streams_through_one_client(
-    triton_server: ServerHandle, transport: str
+    triton_server: ServerHandle, transport: Literal["http", "grpc"]
 ) -> None:
     url = triton_server.url if transport == "http" else triton_server.grpc_url
     peak = 0

@@ -86,7 +86,7 @@ def finish(process: subprocess.Popen[str], sig: int | None = None, timeout: floa
 def check_outputs_agree(records: list[RequestRecord], output: str, stats_path: Path) -> Counter[str]:
     """One record per request, and the printed totals, the summary and Locust's statistics say the same."""
     assert sorted(r.index for r in records) == list(range(len(records)))
-    by_status = Counter(r.status for r in records)
+    by_status: Counter[str] = Counter(r.status for r in records)
     counts = (str(by_status["ok"]), str(by_status["failed"]), str(by_status["cancelled"]))
     totals = TOTALS.search(output)
     assert totals is not None, output[-3000:]

@@ -23,6 +23,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -478,9 +479,8 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
     latency: list[dict[str, str]] = []
     while time.monotonic() < deadline and process.process.poll() is None:
         with contextlib.suppress(OSError):
-            extended = {
-                e["key"]: e["data"] for e in get_json(f"{base}/stats/requests").get("extended_stats", [])
-            }  # type: ignore[attr-defined]
+            tabs: Any = get_json(f"{base}/stats/requests").get("extended_stats", [])
+            extended = {e["key"]: e["data"] for e in tabs}
             latency = extended.get("trtclient-latency", [])
             if any(row["metric"] == "TTFT" and int(row["count"]) >= 5 for row in latency):
                 break

@@ -244,7 +244,13 @@ RESTRICTED = "This API is restricted, expecting header 'x-key'"
 ONE_TOKEN = sse(*tokens("a"))
 TWO_TOKENS = sse(*tokens("a", "b"))
 
+
 # (id, path, server behaviour, exception, kind, chunks delivered before the error)
+def dropped_after_one_token(x: Exchange) -> None:
+    x.stream(ONE_TOKEN, end=False)
+    x.drop()
+
+
 ERROR_CASES: list[tuple[str, str, Callable[[Exchange], None], type[errors.TritonError], str, int]] = [
     ("generate-400", GENERATE, reply(400, "missing required input(s) ['max_tokens']"), errors.BadRequestError,
      "http_400", 0),
@@ -270,7 +276,7 @@ ERROR_CASES: list[tuple[str, str, Callable[[Exchange], None], type[errors.Triton
      errors.InvalidJSONError, "invalid_json", 1),
     ("stream-200-truncated-event", STREAM, lambda x: x.stream([*ONE_TOKEN, b'data: {"text_output":"b"']),
      errors.MalformedStreamError, "malformed_sse", 1),
-    ("stream-200-dropped", STREAM, lambda x: (x.stream(ONE_TOKEN, end=False), x.drop()),
+    ("stream-200-dropped", STREAM, dropped_after_one_token,
      errors.TritonDisconnectedError, "disconnect", 1),
     ("stream-stall-read-timeout", STREAM, stall, errors.ReadTimeoutError, "timeout_read", 1),
     ("stream-silent-before-headers", STREAM, silent, errors.ReadTimeoutError, "timeout_read", 0),

@@ -11,6 +11,7 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,12 @@ from trtclient.server.deploy.launch import FIVE_MODELS, GpuTriton, Ports, launch
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 OLD_TEMPLATES = FAKES / "inflight_batcher_llm_r24_04"
 PORTS = Ports(http=8000, grpc=8001, metrics=8002)
-COMMON = {"model_repository": Path("/repo"), "address": "127.0.0.1", "ports": PORTS, "shm_prefix": "p_"}
+COMMON: dict[str, Any] = {
+    "model_repository": Path("/repo"),
+    "address": "127.0.0.1",
+    "ports": PORTS,
+    "shm_prefix": "p_",
+}
 
 
 def test_one_rank_runs_tritonserver_bound_to_loopback() -> None:
@@ -107,10 +113,10 @@ def host(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def server_for(host: dict[str, Path], engine: Path, **options: object) -> GpuTriton:
+def server_for(host: dict[str, Path], engine: Path, **options: Any) -> GpuTriton:
     return GpuTriton(
         engine_dir=engine, tokenizer_dir=host["tokenizer"], tritonserver=str(host["tritonserver"]), **options
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_plan_renders_the_bundled_templates_from_the_engine(host: dict[str, Path]) -> None:

@@ -46,7 +46,7 @@ def test_installed_version_reads_package_metadata(monkeypatch: pytest.MonkeyPatc
         seen.append(name)
         return "0.12.0.dev2024073000"
 
-    monkeypatch.setattr(versions.metadata, "version", fake_version)
+    monkeypatch.setattr(versions.metadata, "version", fake_version)  # type: ignore[attr-defined]
     assert installed_version() == TrtllmVersion.parse("0.12.0")
     assert seen == ["tensorrt_llm"]
 
@@ -55,7 +55,7 @@ def test_installed_version_is_none_without_the_package(monkeypatch: pytest.Monke
     def missing(name: str) -> str:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(versions.metadata, "version", missing)
+    monkeypatch.setattr(versions.metadata, "version", missing)  # type: ignore[attr-defined]
     assert installed_version() is None
 
 

@@ -21,10 +21,10 @@ def test_source_serves_streams_generate_and_metadata_then_stops() -> None:
                 chunks = list(stream)
             assert [c.text for c in chunks] == [" ww"] * 5
             first = chunks[0].response
+            last = chunks[-1].response.last_token_time_ns
             assert first.arrival_time_ns is not None and first.first_token_time_ns is not None
-            assert (
-                first.arrival_time_ns <= first.first_token_time_ns <= chunks[-1].response.last_token_time_ns
-            )
+            assert last is not None
+            assert first.arrival_time_ns <= first.first_token_time_ns <= last
             counted = list(
                 client.generate_stream("a b c", return_num_output_tokens=True, return_num_input_tokens=True)
             )

@@ -149,6 +149,7 @@ class FakeTriton:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)
         return f"{self.scheme}://{host}:{port}"
 
     def close(self) -> None:

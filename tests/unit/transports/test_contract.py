@@ -46,7 +46,8 @@ class Outcome:
 def _via_aiohttp(url: str, timeout: Timeout) -> Outcome:
     async def go() -> Outcome:
         transport = AsyncHTTPTransport(Endpoint(url, timeout, {}, True, None), connections=1)
-        head, state, texts = StreamHead(), StreamState(), []
+        head, state = StreamHead(), StreamState()
+        texts: list[str] = []
         try:
             source = await transport.open_stream(MODEL, BODY, None, head, state)
             try:
@@ -65,7 +66,8 @@ def _via_aiohttp(url: str, timeout: Timeout) -> Outcome:
 
 def _via_httpx(url: str, timeout: Timeout) -> Outcome:
     transport = HTTPTransport(Endpoint(url, timeout, {}, True, None), connections=1)
-    head, state, texts = StreamHead(), StreamState(), []
+    head, state = StreamHead(), StreamState()
+    texts: list[str] = []
     try:
         source = transport.open_stream(MODEL, BODY, None, head, state)
         try:
@@ -82,7 +84,8 @@ def _via_httpx(url: str, timeout: Timeout) -> Outcome:
 
 def _via_socket(url: str, timeout: Timeout) -> Outcome:
     connection = Connection(url, timeout, kernel_stamps=False)
-    head, state, texts = StreamHead(), StreamState(), []
+    head, state = StreamHead(), StreamState()
+    texts: list[str] = []
     try:
         connection.stream(PATH, encode_body(BODY), head, state, lambda chunk: texts.append(chunk.text))
     except errors.TritonError as exc:

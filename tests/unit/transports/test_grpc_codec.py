@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 from tritonclient.grpc import service_pb2 as pb
 
