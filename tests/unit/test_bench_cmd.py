@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from trtclient.cli import build_parser, main
-from trtclient.cli.bench_cmd import (
+from trtclient.cli.bench_args import (
     build_spec,
     parse_length,
     parse_params,

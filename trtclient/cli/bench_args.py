@@ -1,0 +1,314 @@
+"""Reading ``trtclient bench``'s command line into a :class:`~trtclient.bench.session.BenchSpec`: durations,
+lengths, SLOs, ``--param`` inputs, headers, TLS, the workload, the server URL and the output paths. Every
+mistake raises :class:`~trtclient.cli.common.UsageError` with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trtclient.cli.common import UsageError
+
+__all__ = [
+    "DEFAULT_BURST",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_PROMPT",
+    "DEFAULT_REQUESTS",
+    "RESERVED_PARAMS",
+    "build_spec",
+    "check_outputs",
+    "check_positive",
+    "check_url",
+    "parse_headers",
+    "parse_length",
+    "parse_params",
+    "parse_seconds",
+    "parse_slos",
+    "parse_warmup",
+]
+
+DEFAULT_PROMPT = "What is machine learning?"
+DEFAULT_MAX_TOKENS = 20
+DEFAULT_BURST = 20
+DEFAULT_REQUESTS = 100
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_LENGTH = re.compile(r"^\s*(\d+)\s*(?:(?:,|\+-|±|:)\s*(\d+(?:\.\d+)?))?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "h": 3600.0}
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """``30``, ``30s``, ``500ms``, ``2m`` → seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise UsageError(f"{flag} expects a duration such as 30, 30s, 500ms or 2m, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_warmup(text: str | None) -> tuple[int, float]:
+    """``--warmup``: ``N`` requests or a duration with a unit (``5s``) → (requests, seconds)."""
+    if text is None:
+        return 0, 0.0
+    if text.strip().isdigit():
+        return int(text), 0.0
+    return 0, parse_seconds(text, "--warmup")
+
+
+def parse_length(text: str, flag: str) -> tuple[int, float]:
+    """``128`` or ``128,16`` (also ``128+-16``, ``128±16``) → (mean, stddev)."""
+    match = _LENGTH.match(text)
+    if not match:
+        raise UsageError(f"{flag} expects MEAN or MEAN,STDDEV in tokens (e.g. 128 or 128,16), got {text!r}")
+    return int(match.group(1)), float(match.group(2) or 0.0)
+
+
+def parse_slos(items: list[str]) -> dict[str, float]:
+    """``ttft=500`` (ms) → ``{"ttft": 500e6}`` (ns)."""
+    from trtclient.loadtest.metrics import SLO_METRICS
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.replace(":", "=", 1).partition("=")
+        name = name.strip().removesuffix("_ms")
+        if not sep or name not in SLO_METRICS:
+            raise UsageError(
+                f"--slo expects METRIC=MS with METRIC one of {', '.join(SLO_METRICS)}, got {item!r}"
+            )
+        try:
+            ms = parse_seconds(value.strip().removesuffix("ms") + "ms", "--slo")
+        except UsageError:
+            raise UsageError(f"--slo {name} needs a number of milliseconds, got {value!r}") from None
+        out[name] = ms * 1e9
+    return out
+
+
+#: Inputs the bench sets itself, and the flag that controls each.
+RESERVED_PARAMS = {
+    "text_input": "--prompt, --dataset or --input-tokens",
+    "max_tokens": "--max-tokens (or --output-tokens)",
+    "stream": "nothing: the bench always streams",
+    "min_tokens": "--force-output-length",
+    "min_length": "--force-output-length",
+    "end_id": "--end-id",
+    "return_num_input_tokens": "nothing: requested automatically when the model has it",
+    "return_num_output_tokens": "nothing: requested automatically when the model has it",
+    "return_perf_metrics": "nothing: requested automatically on loopback servers",
+}
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``--param NAME=VALUE`` → inputs; VALUE is JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
+        if name.strip() in RESERVED_PARAMS:
+            raise UsageError(
+                f"--param {name.strip()}: the bench sets it; use {RESERVED_PARAMS[name.strip()]}"
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[name.strip()] = value
+    return out
+
+
+def check_positive(value: float | int | None, flag: str) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{flag} must be positive, got {value}")
+
+
+def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path] | None) -> Any:
+    """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`."""
+    from trtclient.bench.session import BenchSpec
+    from trtclient.loadtest import schedule as sc
+    from trtclient.loadtest.workload import TokenCounter, WorkloadError
+
+    for flag in ("burst", "concurrency", "rate", "max_concurrency", "requests", "timeout", "max_tokens"):
+        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if args.every is not None and args.concurrency is None and args.rate is None:
+        every: float | None = parse_seconds(args.every, "--every")
+        check_positive(every, "--every")
+    elif args.every is not None:
+        raise UsageError("--every repeats a burst; use it with --burst")
+    else:
+        every = None
+    ramp = parse_seconds(args.ramp_up, "--ramp-up") if args.ramp_up else 0.0
+    duration = parse_seconds(args.duration, "--duration") if args.duration else None
+    check_positive(duration, "--duration")
+    if args.rate is None and (args.max_concurrency is not None or args.burstiness != 1.0):
+        raise UsageError("--max-concurrency and --burstiness apply to an open loop (--rate)")
+    if ramp and args.concurrency is None and args.rate is None:
+        raise UsageError("--ramp-up applies to --concurrency and --rate")
+    try:
+        shape: sc.LoadShape
+        if args.concurrency is not None:
+            shape = sc.Concurrency(args.concurrency)
+        elif args.rate is not None:
+            arrival: sc.Arrival = "gamma" if args.burstiness != 1.0 else args.arrival
+            shape = sc.Rate(args.rate, arrival, args.burstiness, args.max_concurrency)
+        else:
+            shape = sc.Burst(args.burst or DEFAULT_BURST, every)
+        requests = args.requests
+        if requests is None and duration is None:
+            if isinstance(shape, sc.Burst) and shape.every_s is None:
+                requests = shape.size
+            elif isinstance(shape, sc.Burst):
+                raise UsageError("--every needs --requests or --duration to know when to stop")
+            else:
+                requests = DEFAULT_REQUESTS
+        stop = sc.Stop(requests=requests, seconds=duration)
+        warm_requests, warm_seconds = parse_warmup(args.warmup)
+        warmup = sc.Warmup(warm_requests, warm_seconds)
+        if (warm_requests or warm_seconds) and isinstance(shape, sc.Burst) and shape.every_s is None:
+            raise UsageError("a single burst leaves nothing to measure after a warm-up: add --every T")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    tokenizer = None
+    try:
+        tokenizer_dir = args.tokenizer or (default_tokenizer() if default_tokenizer else None)
+        if tokenizer_dir is not None:
+            tokenizer = TokenCounter.from_dir(tokenizer_dir)
+        workload, sets_lengths = _workload(args, tokenizer)
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    return BenchSpec(
+        shape=shape,
+        stop=stop,
+        workload=workload,
+        model=args.model,
+        warmup=warmup,
+        ramp_up_s=ramp,
+        seed=args.seed,
+        tokenizer=tokenizer,
+        force_output_length="auto" if args.force is None else args.force,
+        workload_sets_lengths=sets_lengths,
+        end_id=args.end_id,
+        extra_inputs=parse_params(args.param),
+        slos_ns=parse_slos(args.slo),
+        read_timeout_s=args.timeout,
+        transport=args.transport,
+        records_path=args.records,
+        scrape_metrics=not args.no_server_metrics,
+        kernel_stamps=not args.read_stamps,
+        headers=parse_headers(args.header),
+        verify=_verify(args),
+    )
+
+
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """``NAME:VALUE`` strings to a header mapping; the error names the header, never its value."""
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        name = name.strip()
+        if not sep or not name or any(c.isspace() for c in name):
+            shown = name if sep else "(no ':')"
+            raise UsageError(f"--header takes NAME:VALUE; got a header named {shown!r}")
+        headers[name] = value.strip()
+    return headers
+
+
+def _verify(args: argparse.Namespace) -> bool | str:
+    if args.insecure and args.cacert:
+        raise UsageError("--insecure and --cacert contradict each other; pick one")
+    if args.cacert is not None:
+        if not args.cacert.is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        return str(args.cacert)
+    return not args.insecure
+
+
+def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
+    """The workload and whether it sets each request's output length."""
+    from trtclient.loadtest import workload as wl
+
+    synthetic = args.input_tokens is not None or args.output_tokens is not None
+    chosen = [
+        name
+        for name, on in (
+            ("--prompt", args.prompt),
+            ("--dataset", args.dataset),
+            ("--input-tokens", synthetic),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one workload: {' or '.join(chosen)}")
+    max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
+    if synthetic:
+        if args.input_tokens is None or args.output_tokens is None:
+            raise UsageError("synthetic prompts need both --input-tokens and --output-tokens")
+        if args.max_tokens is not None:
+            raise UsageError("--max-tokens does not apply to synthetic prompts (use --output-tokens)")
+        if tokenizer is None:
+            raise UsageError(
+                "synthetic prompts need a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)"
+            )
+        source = _corpus_text()
+        i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
+        o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
+        inputs, outputs = wl.Length(i_mean, i_std), wl.Length(o_mean, o_std)
+        return wl.SyntheticPrompts(tokenizer, inputs, outputs, seed=args.seed, source_text=source), True
+    if args.dataset is not None:
+        fmt = args.dataset_format
+        if fmt == "auto":
+            fmt = "jsonl" if args.dataset.suffix == ".jsonl" else "sharegpt"
+        if fmt == "jsonl":
+            return wl.JsonlPrompts(
+                args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed, shuffle=args.shuffle
+            ), False
+        return wl.ShareGptPrompts(
+            args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed
+        ), tokenizer is not None
+    return wl.FixedPrompt(
+        DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
+    ), False
+
+
+def _corpus_text() -> str | None:
+    try:
+        from trtclient.server.tokenizer import corpus_text
+    except ImportError:
+        return None
+    return corpus_text()
+
+
+# ---------------------------------------------------------------- running
+
+
+def check_url(url: str, transport: str, flag: str = "--url") -> str:
+    """The URL in canonical form, or one readable line (credentials never echoed)."""
+    from trtclient.urls import normalize_url
+
+    try:
+        return normalize_url(url, transport="grpc" if transport == "grpc" else "http")
+    except ValueError as exc:
+        shown = re.sub(r"//[^/@]*@", "//", url)
+        raise UsageError(f"{flag}: invalid server URL {shown!r} ({exc})") from None
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that cannot be written before any load is sent."""
+    for flag in ("records", "json", "csv"):
+        path: Path | None = getattr(args, flag)
+        if path is None:
+            continue
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"--{flag} {path}: is a directory; give a file name")
+        if not parent.is_dir():
+            raise UsageError(f"--{flag} {path}: the directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"--{flag} {path}: the directory {parent} is not writable")
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        raise UsageError(f"--plots {args.plots}: not a directory")
