@@ -249,10 +249,12 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
     """A streamed response: an async iterator of :class:`StreamChunk` and an async context manager.
 
     Filled as it progresses: ``start_ns`` (call began, before the pool), ``sent_ns`` (request
-    written), ``headers_ns`` (response headers arrived), ``first_arrival_ns``/``last_arrival_ns``
-    (events), ``status_code``, ``response_headers`` (credentials redacted), ``events`` (chunks so
-    far), ``text`` (full text so far), ``attempts``, ``arrival_clock`` (``"kernel"`` when event
-    arrivals are the kernel's receive times, else ``"read"``). All stamps are
+    started going out; 0 if never, kept when the call then fails), ``headers_ns`` (response headers
+    arrived), ``first_arrival_ns``/``last_arrival_ns`` (events), ``status_code``, ``response_headers``
+    (credentials redacted), ``events`` (chunks so far), ``text`` (full text so far), ``attempts``,
+    ``arrival_clock`` (``"kernel"`` when event arrivals are the kernel's receive times, else
+    ``"read"``). The transport's part of these is the stream's ``head``
+    (:class:`~trtclient.streaming.StreamHead`), read-only here. All stamps are
     ``trtclient.timing.now_ns()``.
     """
 

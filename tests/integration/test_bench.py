@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -315,3 +316,24 @@ async def test_first_token_lag_against_the_cpu_engine_timestamps(orin_server: Se
     s = m.summarize(lags)
     assert s is not None and s.min >= -1.0
     assert s.p99 <= 10.0, s
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+async def test_every_record_field_means_the_same_over_http_and_grpc(
+    triton_server: ServerHandle, transport: Literal["http", "grpc"]
+) -> None:
+    # The same four requests over each wire: the transports fill one StreamHead, the one recorder
+    # copies it, so the stamps keep their order and the outcome fields their meaning on both.
+    url = triton_server.url if transport == "http" else triton_server.grpc_url
+    spec = BenchSpec(
+        Burst(4), Stop(requests=4), FixedPrompt(PROMPT, 8), transport=transport, kernel_stamps=False
+    )
+    outcome = await run_bench(spec, url, metrics_url=triton_server.metrics_url)
+    records = outcome.result.records
+    assert [r.status for r in records] == ["ok"] * 4
+    for r in records:
+        assert r.dispatched_ns is not None and r.sent_ns is not None and r.headers_ns is not None
+        assert r.end_ns is not None and r.event_ns
+        assert r.intended_ns <= r.dispatched_ns <= r.sent_ns <= r.headers_ns <= r.event_ns[0] <= r.end_ns
+        assert (r.http_status, r.arrival_clock, r.error_kind) == (200, "read", None)
+        assert (r.output_tokens, r.output_tokens_source) == (8, "server")
