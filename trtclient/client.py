@@ -46,10 +46,10 @@ class AsyncTritonClient(BaseClient):
     """Async client of one Triton server (HTTP by default, or gRPC), usable as an async context manager.
 
     ``url``: ``http(s)://host:port`` (gRPC: ``host:port``); ``model``: default model of generate calls;
-    ``timeout``: a :class:`~trtclient.protocol.Timeout`, a number (connect and read seconds) or None;
+    ``timeout``: a :class:`~trtclient.options.Timeout`, a number (connect and read seconds) or None;
     ``headers``: sent with every request (values never logged or shown); ``verify``/``cert``: TLS
     options; ``max_retries``: opt-in retries of connection failures and 503s before any event (a count,
-    or a :class:`~trtclient.protocol.RetryPolicy` with its own delays);
+    or a :class:`~trtclient.retry.RetryPolicy` with its own delays);
     ``connections``: pool size; ``metrics_url``: Prometheus endpoint (default: port 8002 of the host);
     ``check_inputs``: read the model's metadata once and refuse inputs it does not have;
     ``text_mode``: ``"delta"``/``"cumulative"`` to override the streamed-text detection.

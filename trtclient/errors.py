@@ -32,7 +32,7 @@
         └── ServerTimeoutError           the server did not become ready in time (log tail)
 
 Messages carry Triton's own error text where there is one, and never a header value.
-``trtclient.protocol.error_kind()`` gives each failure a short stable name for load-test records.
+:func:`error_kind` (below) gives each failure a short stable name for load-test records.
 """
 
 from __future__ import annotations

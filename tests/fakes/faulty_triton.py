@@ -47,7 +47,7 @@ class Fault:
     does: str
     """What the server sends (for the fault table)."""
     kind: str | None
-    """``trtclient.protocol.error_kind`` of the failure a correct client reports; None: a success."""
+    """``trtclient.errors.error_kind`` of the failure a correct client reports; None: a success."""
 
 
 FAULTS: dict[str, Fault] = {

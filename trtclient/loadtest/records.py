@@ -69,7 +69,7 @@ class RequestRecord:
     status: Status = "cancelled"
     http_status: int | None = None
     error_kind: str | None = None
-    """``trtclient.protocol.error_kind`` of the failure (``"http_503"``, ``"timeout_read"``, ...)."""
+    """``trtclient.errors.error_kind`` of the failure (``"http_503"``, ``"timeout_read"``, ...)."""
     error_message: str | None = None
     input_tokens: int | None = None
     input_tokens_source: TokenSource | None = None
