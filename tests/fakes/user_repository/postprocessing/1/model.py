@@ -19,7 +19,7 @@ class TritonPythonModel:
             tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
             texts = []
-            for row, length in zip(tokens.reshape(-1, tokens.shape[-1]), lengths.reshape(-1)):
+            for row, length in zip(tokens.reshape(-1, tokens.shape[-1]), lengths.reshape(-1), strict=True):
                 text = self.tokenizer.decode(row[:length].tolist(), skip_special_tokens=self.skip)
                 texts.append(text.encode())
             batch = np.array(texts, dtype=object).reshape(tokens.shape[0], -1)
