@@ -178,13 +178,10 @@ def _build_backend_dir(root: Path, python: _PythonInfo, target: Path) -> None:
     staging.rename(target)
 
 
-def _build_model_env(
-    python: _PythonInfo, target: Path, progress: Progress, requirements: Path | None = None
-) -> None:
+def _build_model_env(python: _PythonInfo, target: Path, progress: Progress) -> None:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    once = f"once per {requirements.name} content" if requirements else "once per machine"
-    progress(f"creating the model environment from {python.executable} ({once})")
+    progress(f"creating the model environment from {python.executable} (once per machine)")
     result = subprocess.run([python.executable, "-m", "venv", str(staging)], capture_output=True, text=True)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -199,20 +196,28 @@ def _build_model_env(
         shutil.rmtree(staging, ignore_errors=True)
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise SetupError(f"installing the model environment's packages failed:\n{tail}")
-    if requirements is not None:
-        progress(f"installing {requirements} into the model environment")
-        # numpy stays below 2 (the 2.51 stub's string inputs need it), whatever the file asks for.
-        constraints = staging / "trtclient-constraints.txt"
-        constraints.write_text("numpy<2\n")
-        result = subprocess.run(
-            [*pip, "-r", str(requirements), "-c", str(constraints)],
-            capture_output=True,
-            text=True,
-            cwd=requirements.parent,
-        )
-        if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise SetupError(_requirements_failure(requirements, result.stdout + result.stderr))
+    staging.rename(target)
+
+
+def _build_requirements_env(base_env: Path, target: Path, requirements: Path, progress: Progress) -> None:
+    """A copy of the base model environment with ``requirements`` installed on top (no index for the base)."""
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    progress(f"installing {requirements} into a model environment of its own (once per content of the file)")
+    shutil.copytree(base_env, staging, symlinks=True)
+    # numpy stays below 2 (the 2.51 stub's string inputs need it), whatever the file asks for.
+    constraints = staging / "trtclient-constraints.txt"
+    constraints.write_text("numpy<2\n")
+    pip = [str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    result = subprocess.run(
+        [*pip, "-r", str(requirements), "-c", str(constraints)],
+        capture_output=True,
+        text=True,
+        cwd=requirements.parent,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SetupError(_requirements_failure(requirements, result.stdout + result.stderr))
     staging.rename(target)
 
 
@@ -242,21 +247,8 @@ def requirements_env(toolchain: Toolchain, requirements: Path, progress: Progres
     target = base / f"{name}-req-{digest}"
     with _locked(base / ".toolchain.lock"):
         if not (target / "bin" / "python").exists():
-            python = _cached_python(base, {_env_python_version(toolchain.model_env)})
-            _build_model_env(python, target, report, requirements=path)
+            _build_requirements_env(toolchain.model_env, target, path, report)
     return dataclasses.replace(toolchain, model_env=target)
-
-
-def _env_python_version(model_env: Path) -> str:
-    """The ``X.Y`` of a venv, from its ``pyvenv.cfg``."""
-    try:
-        for line in (model_env / "pyvenv.cfg").read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() in ("version", "version_info"):
-                return ".".join(value.strip().split(".")[:2])
-    except OSError:
-        pass
-    return "3.11"
 
 
 def prepare(progress: Progress | None = None) -> Toolchain:
