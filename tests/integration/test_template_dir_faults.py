@@ -103,7 +103,8 @@ def test_a_model_that_fails_to_import_names_model_file_and_package_and_keeps_the
     first = message.splitlines()[0]
     model_file = folder / "preprocessing" / "1" / "model.py"
     assert (
-        f"model 'preprocessing' failed to import the package 'absent_stand_in_module' ({model_file})" in first
+        f"model 'preprocessing' failed to import the package 'absent_stand_in_module' ({model_file}, line 1)"
+        in first
     )
     assert "list absent_stand_in_module in a --requirements file" in first
     assert "--- last lines of the server log ---" in message
