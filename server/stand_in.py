@@ -5,7 +5,8 @@ copy) is rendered as it is — ensemble, preprocessing, postprocessing and BLS r
 engine model (``backend: "tensorrtllm"``, or ``${triton_backend}``) is replaced by the embedded CPU
 engine's model directory, keeping what the rest of the repository expects of it: its name, max batch
 size and decoupled mode, and every input it declares. An optional input the CPU engine does not take is
-declared anyway (the engine ignores it) so the ensemble still loads; a required one, a tensor whose type
+declared anyway so the ensemble still loads (the engine reads the inputs it knows by name, older names such as
+``min_length`` included, and ignores the others); a required one, a tensor whose type
 or shape differs, or an ensemble step that maps a tensor the engine lacks, is one error naming the model,
 the file and the tensor.
 """
@@ -41,8 +42,8 @@ class StandIn:
     render: RenderResult
     ensembles: tuple[str, ...]
     engine_models: tuple[str, ...]
-    ignored_inputs: dict[str, tuple[str, ...]]
-    """Per engine model, optional inputs the user's config declares that the CPU engine ignores."""
+    carried_inputs: dict[str, tuple[str, ...]]
+    """Per engine model, optional inputs of the user's config that the CPU engine's config lacks."""
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -86,19 +87,20 @@ def render_with_stand_in(
         values = {**values, "tensorrt_llm_model_name": engines[0]}
     others = [name for name in configs if name not in engines]
     render = render_repository(source, out_dir, values, models=others)
-    ignored: dict[str, tuple[str, ...]] = {}
+    carried: dict[str, tuple[str, ...]] = {}
     for name in engines:
-        ignored[name] = _write_engine_model(
+        carried[name] = _write_engine_model(
             name, source, render.out_dir, configs, ensembles, values, engine_templates
         )
-        if ignored[name]:
+        if carried[name]:
             log.warning(
-                "model %r: the CPU engine ignores the optional inputs %s declared in %s",
+                "model %r: optional inputs %s of %s are not in the CPU engine's config; declared there so "
+                "the ensemble loads (the engine uses those it knows under these names and ignores the rest)",
                 name,
-                ", ".join(ignored[name]),
+                ", ".join(carried[name]),
                 source / name / CONFIG_NAME,
             )
-    return StandIn(render, ensembles, engines, ignored)
+    return StandIn(render, ensembles, engines, carried)
 
 
 def _read_configs(source: Path, values: Mapping[str, str]) -> dict[str, Message]:
@@ -129,7 +131,7 @@ def _write_engine_model(
     values: Mapping[str, str],
     engine_templates: Path,
 ) -> tuple[str, ...]:
-    """Write the CPU engine's model as ``out/name``; return the user's optional inputs it ignores."""
+    """Write the CPU engine's model as ``out/name``; return the user's optional inputs its config lacked."""
     theirs = configs[name]
     their_path = source / name / CONFIG_NAME
     own_values = dict(values)
@@ -177,7 +179,7 @@ def _write_engine_model(
         )
     text = _NAME_LINE.sub(f'name: "{name}"', rendered.text, count=1)
     if carried:
-        text += "\n# optional inputs of the original config that the CPU engine ignores\n"
+        text += "\n# optional inputs of the original config, declared so its ensemble loads\n"
         text += "".join(tensor.to_pbtxt("input") + "\n" for tensor in carried)
     destination = out / name
     if destination.exists():

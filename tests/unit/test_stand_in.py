@@ -75,7 +75,7 @@ def test_optional_inputs_the_engine_lacks_are_declared_and_reported(tmp_path: Pa
         '  { name: "stop", ',
     )
     result = render_with_stand_in(folder, tmp_path / "out", VALUES)
-    assert "lookahead_config_x" in result.ignored_inputs["tensorrt_llm"]
+    assert "lookahead_config_x" in result.carried_inputs["tensorrt_llm"]
     engine = parsed(tmp_path / "out" / "tensorrt_llm" / "config.pbtxt")
     declared = {tensor.name: tensor for tensor in engine.input}
     assert declared["lookahead_config_x"].optional
