@@ -112,3 +112,59 @@ def test_seed_request_through_the_bls_matches_the_ensemble_streamed_and_not(
     assert streamed == generate_stream(triton_server.url, "ensemble", SEED_REQUEST)
     whole = generate(user_server.url, "tensorrt_llm_bls", SEED_REQUEST)
     assert whole == generate(triton_server.url, "ensemble", SEED_REQUEST)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"stop_words": [" the"]}, {"bad_words": [" the"]}],
+    ids=["stop-words", "bad-words"],
+)
+def test_stop_and_bad_words_behave_the_same(
+    user_server: EmbeddedTriton, triton_server: ServerHandle, extra: dict[str, Any]
+) -> None:
+    """A word with its leading space tokenises the same way in both preprocessing models."""
+    body = {**SEED_REQUEST, **extra}
+    theirs = generate(user_server.url, "ensemble", body)
+    assert theirs == generate(triton_server.url, "ensemble", body)
+    assert theirs != generate(user_server.url, "ensemble", SEED_REQUEST)  # the words changed the text
+    assert generate_stream(user_server.url, "ensemble", body) == generate_stream(
+        triton_server.url, "ensemble", body
+    )
+
+
+def events(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    with httpx.stream(
+        "POST", f"{url}/v2/models/ensemble/generate_stream", json={**body, "stream": True}, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        return [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+
+
+def test_num_return_sequences_gives_the_same_sequences(
+    user_server: EmbeddedTriton, triton_server: ServerHandle
+) -> None:
+    body = {**SEED_REQUEST, "num_return_sequences": 2}
+
+    def by_sequence(url: str) -> dict[int, str]:
+        texts: dict[int, str] = {}
+        for event in events(url, body):
+            assert "error" not in event, event
+            text = event["text_output"]
+            texts[event["sequence_index"]] = texts.get(event["sequence_index"], "") + (
+                text if isinstance(text, str) else "".join(text)
+            )
+        return texts
+
+    theirs = by_sequence(user_server.url)
+    assert sorted(theirs) == [0, 1]
+    assert theirs == by_sequence(triton_server.url)
+
+
+def test_perf_metrics_come_back_in_order_from_both(
+    user_server: EmbeddedTriton, triton_server: ServerHandle
+) -> None:
+    names = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
+    for url in (user_server.url, triton_server.url):
+        last = events(url, {**SEED_REQUEST, "return_perf_metrics": True})[-1]
+        stamps = [int(last[name]) for name in names]
+        assert stamps == sorted(stamps) and stamps[0] > 0, (url, stamps)
