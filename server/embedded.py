@@ -85,6 +85,10 @@ class EmbeddedTriton(ServerLifecycle):
         warning = exposure_warning(self.address)
         if warning:  # once, before anything else can fail
             self._warn(warning)
+        if self.template_dir is not None:
+            self.template_dir = Path(self.template_dir).expanduser()
+        if self.requirements is not None:
+            self.requirements = Path(self.requirements).expanduser()
         get_profile(self.profile)  # unknown profile: fail before any work
         if self.max_batch_size < 1:
             raise SetupError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
