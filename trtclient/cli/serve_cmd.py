@@ -65,7 +65,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--startup-timeout",
         type=float,
-        help="seconds to wait until every model is READY (default: 60 embedded, 600 with --engine-dir)",
+        help="seconds to wait until every model is READY (default: 60 embedded, 180 with --template-dir, "
+        "600 with --engine-dir)",
     )
     from trtclient.cli.serve_gpu_args import add_gpu_arguments
 
