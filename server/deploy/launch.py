@@ -37,7 +37,8 @@ from trtclient.server.process import (
     local_host,
     url_host,
 )
-from trtclient.server.render import RenderResult, RepositoryOptions, render_repository
+from trtclient.server.render import RenderResult, render_repository
+from trtclient.server.repository_options import RepositoryOptions
 
 __all__ = [
     "DEFAULT_TRITONSERVER",
