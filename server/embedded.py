@@ -32,6 +32,7 @@ from trtclient.server.process import (
     url_host,
 )
 from trtclient.server.profiles import get_profile
+from trtclient.server.stand_in import render_with_stand_in, require_template_folder
 from trtclient.server.tokenizer import default_tokenizer_dir
 from trtclient.server.toolchain import Toolchain, prepare, requirements_env
 
@@ -92,7 +93,9 @@ class EmbeddedTriton(ServerLifecycle):
         get_profile(self.profile)  # unknown profile: fail before any work
         if self.max_batch_size < 1:
             raise SetupError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
-        if self.requirements is not None and not Path(self.requirements).is_file():
+        if self.template_dir is not None:
+            require_template_folder(self.template_dir)
+        if self.requirements is not None and not self.requirements.is_file():
             raise SetupError(f"requirements file {self.requirements} does not exist")
         ports = self._ports()
         toolchain = prepare(self.progress)
@@ -138,8 +141,6 @@ class EmbeddedTriton(ServerLifecycle):
         repository = self.run_dir / "models"
         values = self.repository_values(engine_dir, tokenizer_dir)
         if self.template_dir is not None:
-            from trtclient.server.stand_in import render_with_stand_in
-
             self.models = render_with_stand_in(self.template_dir, repository, values).model_names
         else:
             from trtclient.server.render import render_repository

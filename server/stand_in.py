@@ -24,7 +24,7 @@ from trtclient.server.paths import TEMPLATES_DIR
 from trtclient.server.pbtxt import Message, PbtxtError, Tensor, first, parse_pbtxt, tensors
 from trtclient.server.render import CONFIG_NAME, RenderResult, TemplateError, render_config, render_repository
 
-__all__ = ["ENGINE_MODEL", "StandIn", "render_with_stand_in"]
+__all__ = ["ENGINE_MODEL", "StandIn", "render_with_stand_in", "require_template_folder"]
 
 log = logging.getLogger("trtclient.server")
 
@@ -60,11 +60,7 @@ def render_with_stand_in(
 ) -> StandIn:
     """Render ``template_dir`` into ``out_dir`` with the CPU engine in place of its engine model(s)."""
     source = Path(template_dir).expanduser()
-    if not source.is_dir():
-        raise TemplateError(
-            f"template folder {source} does not exist or is not a directory; point --template-dir at a "
-            "folder holding one sub-folder per model (e.g. all_models/inflight_batcher_llm)"
-        )
+    require_template_folder(source)
     configs = _read_configs(source, values)
     ensembles = tuple(name for name, config in configs.items() if first(config, "platform") == "ensemble")
     if not ensembles:
@@ -101,6 +97,15 @@ def render_with_stand_in(
                 source / name / CONFIG_NAME,
             )
     return StandIn(render, ensembles, engines, carried)
+
+
+def require_template_folder(source: Path) -> None:
+    """Raise :class:`TemplateError` unless ``source`` is a directory."""
+    if not source.is_dir():
+        raise TemplateError(
+            f"template folder {source} does not exist or is not a directory; point --template-dir at a "
+            "folder holding one sub-folder per model (e.g. all_models/inflight_batcher_llm)"
+        )
 
 
 def _read_configs(source: Path, values: Mapping[str, str]) -> dict[str, Message]:

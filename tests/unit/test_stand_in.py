@@ -194,3 +194,19 @@ def test_the_pbtxt_reader_sees_the_tensors_protobuf_sees(model: str) -> None:
             assert mine.data_type == model_config_pb2.DataType.Name(tensor.data_type)
             assert list(mine.dims) == list(tensor.dims)
             assert mine.optional == (kind == "input" and tensor.optional)
+
+
+def test_a_missing_folder_or_requirements_file_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--template-dir", str(tmp_path / "nowhere")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"trtclient: error: template folder {tmp_path / 'nowhere'} does not exist or is not a directory; "
+        "point --template-dir at a folder holding one sub-folder per model "
+        "(e.g. all_models/inflight_batcher_llm)"
+    )
+    missing = tmp_path / "requirements.txt"
+    assert main(["serve", "--template-dir", str(USER_REPOSITORY), "--requirements", str(missing)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"trtclient: error: requirements file {missing} does not exist"
