@@ -84,10 +84,13 @@ def test_a_requirements_file_that_fails_to_install_names_the_file_and_package(
     folder = user_copy(tmp_path)
     code = main(["serve", "--template-dir", str(folder), "--requirements", str(requirements)])
     err = capsys.readouterr().err
-    assert code == 1
-    (first,) = [line for line in err.splitlines() if line.startswith("trtclient: error:")]
-    assert first.startswith(f"trtclient: error: the packages of {requirements} could not be installed")
-    assert "absent-stand-in-package==1.0" in first
+    assert code == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("trtclient: error:")]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"trtclient: error: the packages of {requirements} could not be installed"), (
+        err
+    )
+    assert "absent-stand-in-package==1.0" in errors[0], err
     assert "Traceback" not in err
     assert environments(requirements) == []  # no half-built environment is left for the next start
     assert leftovers() == set()
