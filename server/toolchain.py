@@ -15,7 +15,9 @@ Everything built here is cached (see :func:`trtclient.server.paths.cache_dir`) a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -29,7 +31,14 @@ from pathlib import Path
 from trtclient.errors import SetupError
 from trtclient.server.paths import cache_dir
 
-__all__ = ["MODEL_ENV_PACKAGES", "Toolchain", "find_model_python", "locate_pytriton", "prepare"]
+__all__ = [
+    "MODEL_ENV_PACKAGES",
+    "Toolchain",
+    "find_model_python",
+    "locate_pytriton",
+    "prepare",
+    "requirements_env",
+]
 
 MODEL_ENV_PACKAGES = ("numpy<2", "tokenizers>=0.15")
 """What the python models import besides the standard library."""
@@ -188,6 +197,58 @@ def _build_model_env(python: _PythonInfo, target: Path, progress: Progress) -> N
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise SetupError(f"installing the model environment's packages failed:\n{tail}")
     staging.rename(target)
+
+
+def _build_requirements_env(base_env: Path, target: Path, requirements: Path, progress: Progress) -> None:
+    """A copy of the base model environment with ``requirements`` installed on top (no index for the base)."""
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    progress(f"installing {requirements} into a model environment of its own (once per content of the file)")
+    shutil.copytree(base_env, staging, symlinks=True)
+    # numpy stays below 2 (the 2.51 stub's string inputs need it), whatever the file asks for.
+    constraints = staging / "trtclient-constraints.txt"
+    constraints.write_text("numpy<2\n")
+    pip = [str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    result = subprocess.run(
+        [*pip, "-r", str(requirements), "-c", str(constraints)],
+        capture_output=True,
+        text=True,
+        cwd=requirements.parent,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SetupError(_requirements_failure(requirements, result.stdout + result.stderr))
+    staging.rename(target)
+
+
+def _requirements_failure(requirements: Path, output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    named = [line for line in lines if "No matching distribution" in line or "Could not find" in line]
+    what = named[-1].strip() if named else (lines[-1].strip() if lines else "pip failed")
+    tail = "\n".join(lines[-8:])
+    return (
+        f"the packages of {requirements} could not be installed into the model environment: {what}. "
+        f"Fix the file (pip requirements syntax; --find-links lines point at local wheel folders)\n"
+        f"pip's last lines:\n{tail}"
+    )
+
+
+def requirements_env(toolchain: Toolchain, requirements: Path, progress: Progress | None = None) -> Toolchain:
+    """The toolchain with a model environment holding ``requirements`` too, cached by the file's hash."""
+    report: Progress = progress or (lambda message: None)
+    path = Path(requirements).expanduser().resolve()
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise SetupError(f"cannot read the requirements file {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    base = cache_dir()
+    name = toolchain.model_env.name
+    target = base / f"{name}-req-{digest}"
+    with _locked(base / ".toolchain.lock"):
+        if not (target / "bin" / "python").exists():
+            _build_requirements_env(toolchain.model_env, target, path, report)
+    return dataclasses.replace(toolchain, model_env=target)
 
 
 def prepare(progress: Progress | None = None) -> Toolchain:

@@ -6,6 +6,9 @@ Registered through the ``pytest11`` entry point, so any project with trtclient i
   ``instant``) started once per session and stopped at the end, or the server given by ``--triton-url``
   (and ``--triton-grpc-url`` / ``--triton-metrics-url``) when you already run one. It yields a
   :class:`~trtclient.server.launcher.ServerHandle` (``url``, ``grpc_url``, ``metrics_url``, ``log_path``).
+* ``--triton-template-dir DIR`` (and ``--triton-requirements FILE``): the embedded server serves your own
+  model repository (TensorRT-LLM's ``inflight_batcher_llm`` layout) with the CPU engine standing in for its
+  ``tensorrt_llm`` model, as ``trtclient serve --template-dir`` does.
 * the server log's last lines attached to the report of every failing test that used the fixture.
 """
 
@@ -43,6 +46,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="instant",
         help="timing profile of the embedded server (default: instant)",
     )
+    group.addoption(
+        "--triton-template-dir",
+        default=None,
+        help="serve this model repository (inflight_batcher_llm layout) with the CPU engine as tensorrt_llm",
+    )
+    group.addoption(
+        "--triton-requirements",
+        default=None,
+        help="pip requirements of the template dir's python models (e.g. transformers)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +79,14 @@ def triton_server(request: pytest.FixtureRequest) -> Generator[ServerHandle, Non
         config.stash[_HANDLE_KEY] = handle
         yield handle
         return
-    server = EmbeddedTriton(profile=config.getoption("--triton-profile"))
+    template_dir = config.getoption("--triton-template-dir")
+    requirements = config.getoption("--triton-requirements")
+    server = EmbeddedTriton(
+        profile=config.getoption("--triton-profile"),
+        template_dir=Path(template_dir) if template_dir else None,
+        requirements=Path(requirements) if requirements else None,
+        startup_timeout=180.0 if template_dir else 60.0,
+    )
     server.start()
     config.stash[_HANDLE_KEY] = server.handle
     try:

@@ -14,30 +14,31 @@ departs from it where it is not:
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trtclient.errors import SetupError
 from trtclient.server.engine_config import EngineConfig, read_engine_config
-from trtclient.server.launcher import (
+from trtclient.server.lifecycle import LOG_NAME, ServerLifecycle
+from trtclient.server.paths import TEMPLATES_DIR, cache_dir
+from trtclient.server.process import (
     ServerHandle,
-    ServerLifecycle,
     TritonProcess,
     ensure_port_free,
+    exposure_warning,
     free_port,
-    is_loopback,
+    local_host,
     url_host,
 )
-from trtclient.server.paths import TEMPLATES_DIR, cache_dir
-from trtclient.server.render import RenderResult, RepositoryOptions, render_repository
+from trtclient.server.render import RenderResult, render_repository
+from trtclient.server.repository_options import RepositoryOptions
 
 __all__ = [
     "DEFAULT_TRITONSERVER",
@@ -45,17 +46,38 @@ __all__ = [
     "GpuTriton",
     "LaunchPlan",
     "Ports",
-    "add_gpu_arguments",
+    "embedded_binary_setup",
     "launch_argv",
     "rank_argv",
-    "repository_changes",
-    "run_gpu_serve",
 ]
 
 DEFAULT_TRITONSERVER = "/opt/tritonserver/bin/tritonserver"
 """Where the Triton containers install the server (launch_triton_server.py's ``--tritonserver`` default)."""
 
 FIVE_MODELS = ("ensemble", "preprocessing", "tensorrt_llm", "postprocessing", "tensorrt_llm_bls")
+
+log = logging.getLogger("trtclient.server")
+
+
+def embedded_binary_setup(tritonserver: str) -> tuple[Path, dict[str, str]] | None:
+    """For the embedded ``tritonserver`` (the nvidia-pytriton wheel's): its backend directory and environment.
+
+    That binary finds neither its libraries nor a Python for the python backend's stubs on its own; a
+    system ``tritonserver`` (the Triton containers') needs nothing, so other paths give None.
+    """
+    found = shutil.which(tritonserver)
+    if found is None:
+        return None
+    try:
+        from trtclient.server.toolchain import locate_pytriton, prepare
+
+        root, _, _ = locate_pytriton()
+    except SetupError:
+        return None
+    if Path(found).resolve() != (root / "bin" / "tritonserver").resolve():
+        return None
+    toolchain = prepare()
+    return toolchain.backend_dir, toolchain.env()
 
 
 @dataclass(frozen=True)
@@ -138,8 +160,8 @@ class LaunchPlan:
 
     @property
     def http_url(self) -> str:
-        """Base URL of rank 0's HTTP endpoint."""
-        return f"http://{url_host(self.address)}:{self.ports.http}"
+        """Base URL of rank 0's HTTP endpoint, as this machine reaches it."""
+        return f"http://{url_host(local_host(self.address))}:{self.ports.http}"
 
 
 @dataclass
@@ -169,8 +191,11 @@ class GpuTriton(ServerLifecycle):
     startup_timeout: float = 600.0
     server_args: Sequence[str] = ()
     env: Mapping[str, str] | None = None
+    keep_logs: bool = False
+    progress: Callable[[str], None] | None = None
     _process: TritonProcess | None = field(default=None, init=False, repr=False)
     _handle: ServerHandle | None = field(default=None, init=False, repr=False)
+    _embedded_env: dict[str, str] | None = field(default=None, init=False, repr=False)
     run_dir: Path | None = field(default=None, init=False)
 
     def engine(self) -> EngineConfig:
@@ -207,6 +232,11 @@ class GpuTriton(ServerLifecycle):
                     )
                 mpirun = found
         ports = self._ports(check_free=check_tools)
+        backend_dir = self.backend_dir
+        if backend_dir is None and check_tools:
+            setup = embedded_binary_setup(self.tritonserver)
+            if setup is not None:
+                backend_dir, self._embedded_env = setup
         shm_prefix = f"trtclient_{os.getpid()}_{uuid.uuid4().hex[:8]}_"
         argv = launch_argv(
             self.tritonserver,
@@ -218,7 +248,7 @@ class GpuTriton(ServerLifecycle):
             shm_prefix=shm_prefix,
             tensorrt_llm_model=options.tensorrt_llm_model_name,
             log_verbose=self.log_verbose,
-            backend_dir=self.backend_dir,
+            backend_dir=backend_dir,
             extra=self.server_args,
         )
         return LaunchPlan(tuple(argv), world_size, render, self.address, ports, shm_prefix)
@@ -258,26 +288,31 @@ class GpuTriton(ServerLifecycle):
 
     def start(self) -> ServerHandle:
         """Render, start and wait until rank 0 serves every model."""
+        warning = exposure_warning(self.address)
+        if warning:
+            self._warn(warning)
         runs = cache_dir() / "runs"
         runs.mkdir(exist_ok=True)
+        self._failed = False
         self.run_dir = Path(tempfile.mkdtemp(prefix="engine-", dir=runs))
         try:
             plan = self.plan(self.model_repo_out or self.run_dir / "models")
-            log_path = self.run_dir / "tritonserver.log"
+            log_path = self.run_dir / LOG_NAME
+            env = self.env if self.env is not None else self._embedded_env
             self._process = TritonProcess(
                 plan.argv,
                 http_url=plan.http_url,
                 log_path=log_path,
-                env=self.env,
+                env=env,
                 startup_timeout=self.startup_timeout,
                 expected_models=plan.render.model_names,
                 shm_prefix=plan.shm_prefix,
             )
             self._process.start()
         except BaseException:
-            self._process = None
+            self._start_failed()
             raise
-        host = url_host(plan.address)
+        host = url_host(local_host(plan.address))
         self._handle = ServerHandle(
             url=plan.http_url,
             grpc_url=f"{host}:{plan.ports.grpc}",
@@ -299,158 +334,3 @@ def _require_executable(path: str, name: str, flag: str) -> None:
             f"{name} not found at {path}: pass {flag} (inside the Triton TensorRT-LLM container it is "
             f"{DEFAULT_TRITONSERVER})"
         )
-
-
-# --- the command line ---------------------------------------------------------------------------------
-
-_BOOL = ("true", "false")
-
-
-def add_gpu_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--engine-dir`` options to ``trtclient serve`` (which has the network and log options)."""
-    gpu = parser.add_argument_group("TensorRT-LLM engine (GPU hosts)")
-    gpu.add_argument(
-        "--engine-dir", type=Path, metavar="DIR", help="serve this engine instead of the embedded one"
-    )
-    gpu.add_argument(
-        "--tokenizer-dir", type=Path, metavar="DIR", help="Hugging Face folder with the tokenizer"
-    )
-    gpu.add_argument(
-        "--world-size", type=int, metavar="N", help="ranks (default and check: the engine's tp × pp)"
-    )
-    gpu.add_argument(
-        "--tritonserver", default=DEFAULT_TRITONSERVER, metavar="PATH", help="tritonserver binary"
-    )
-    gpu.add_argument("--mpirun", metavar="PATH", help="mpirun for world size > 1 (default: from PATH)")
-    gpu.add_argument("--backend-directory", type=Path, metavar="DIR", help="tritonserver --backend-directory")
-    gpu.add_argument("--template-dir", type=Path, metavar="DIR", help="model templates (default: bundled)")
-    gpu.add_argument(
-        "--models", metavar="A,B", help="models of the template dir to render (default: the five)"
-    )
-    gpu.add_argument(
-        "--model-repo-out", type=Path, metavar="DIR", help="render the repository here and keep it"
-    )
-    gpu.add_argument("--serving-properties", type=Path, metavar="FILE", help="repository options from LMI")
-    gpu.add_argument(
-        "--server-arg", action="append", default=[], metavar="ARG", help="extra tritonserver argument"
-    )
-    gpu.add_argument("--dry-run", action="store_true", help="check and print the command, start nothing")
-    rep = parser.add_argument_group("model repository options (engine path)")
-    rep.add_argument("--triton-backend", choices=("tensorrtllm", "python"), help="tensorrt_llm model backend")
-    rep.add_argument("--decoupled", choices=_BOOL, help="decoupled (streaming) mode (default true)")
-    rep.add_argument("--batching-strategy", choices=("inflight_fused_batching", "inflight_batching", "V1"))
-    rep.add_argument("--batch-scheduler-policy", choices=("max_utilization", "guaranteed_no_evict"))
-    rep.add_argument("--kv-cache-free-gpu-mem-fraction", type=float, metavar="F")
-    rep.add_argument("--enable-kv-cache-reuse", choices=_BOOL)
-    rep.add_argument("--enable-chunked-context", choices=_BOOL)
-    rep.add_argument("--exclude-input-in-output", choices=_BOOL)
-    rep.add_argument("--max-queue-delay-microseconds", type=int, metavar="N")
-    rep.add_argument("--logits-datatype", choices=("TYPE_FP32", "TYPE_FP16", "TYPE_BF16"))
-    rep.add_argument("--tensorrt-llm-model-name", metavar="NAME")
-    rep.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="fill any other placeholder"
-    )
-
-
-def repository_changes(args: argparse.Namespace) -> dict[str, Any]:
-    """RepositoryOptions fields from the serve flags (over ``--serving-properties``)."""
-    from trtclient.cli.common import UsageError
-
-    changes: dict[str, Any] = {}
-    if args.serving_properties is not None:
-        from trtclient.server.deploy.serving_properties import read_serving_properties
-
-        changes.update(read_serving_properties(args.serving_properties).repository)
-    flags = {
-        "triton_backend": args.triton_backend,
-        "decoupled_mode": _as_bool(args.decoupled),
-        "batching_strategy": args.batching_strategy,
-        "batch_scheduler_policy": args.batch_scheduler_policy,
-        "kv_cache_free_gpu_mem_fraction": args.kv_cache_free_gpu_mem_fraction,
-        "enable_kv_cache_reuse": _as_bool(args.enable_kv_cache_reuse),
-        "enable_chunked_context": _as_bool(args.enable_chunked_context),
-        "exclude_input_in_output": _as_bool(args.exclude_input_in_output),
-        "max_queue_delay_microseconds": args.max_queue_delay_microseconds,
-        "logits_datatype": args.logits_datatype,
-        "tensorrt_llm_model_name": args.tensorrt_llm_model_name,
-    }
-    # Options the serve command shares with the embedded server.
-    for name, field_name in (
-        ("max_queue_size", "max_queue_size"),
-        ("preprocessing_instances", "preprocessing_instance_count"),
-        ("postprocessing_instances", "postprocessing_instance_count"),
-        ("bls_instances", "bls_instance_count"),
-    ):
-        flags[field_name] = getattr(args, name, None)
-    if getattr(args, "accumulate_tokens", False):
-        flags["accumulate_tokens"] = True
-    changes.update({key: value for key, value in flags.items() if value is not None})
-    extra: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        extra[key.strip()] = value
-    if extra:
-        changes["extra"] = extra
-    return changes
-
-
-def _as_bool(value: str | None) -> bool | None:
-    return None if value is None else value == "true"
-
-
-def run_gpu_serve(args: argparse.Namespace) -> int:
-    """``trtclient serve --engine-dir ...``: print the command (``--dry-run``) or serve until Ctrl-C."""
-    from trtclient.cli.common import UsageError
-    from trtclient.server.deploy.build import format_command
-
-    if args.tokenizer_dir is None:
-        raise UsageError(
-            "--engine-dir needs --tokenizer-dir (the Hugging Face folder with the tokenizer files)"
-        )
-    if args.world_size is not None and args.world_size < 1:
-        raise UsageError(f"--world-size must be at least 1, got {args.world_size}")
-    if not is_loopback(args.address):
-        sys.stderr.write(f"warning: binding to {args.address} exposes the server beyond this machine\n")
-    timeout = getattr(args, "startup_timeout", None)
-    server = GpuTriton(
-        engine_dir=args.engine_dir,
-        tokenizer_dir=args.tokenizer_dir,
-        repository=repository_changes(args),
-        world_size=args.world_size,
-        tritonserver=args.tritonserver,
-        mpirun=args.mpirun,
-        backend_dir=args.backend_directory,
-        template_dir=args.template_dir or TEMPLATES_DIR,
-        models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
-        model_repo_out=args.model_repo_out,
-        address=args.address,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        log_verbose=getattr(args, "log_verbose", 0) or 0,
-        startup_timeout=float(timeout) if timeout else 600.0,
-        server_args=tuple(args.server_arg),
-    )
-    if args.dry_run:
-        with tempfile.TemporaryDirectory(prefix="trtclient-repo-") as scratch:
-            repository = args.model_repo_out or Path(scratch) / "models"
-            plan = server.plan(repository, check_tools=False)
-        argv = list(plan.argv)
-        if args.model_repo_out is None:  # rendered only to check the templates: show a placeholder
-            argv = [arg.replace(str(repository), "<model-repository>") for arg in argv]
-        where = (
-            str(args.model_repo_out)
-            if args.model_repo_out
-            else "<model-repository> (--model-repo-out keeps it)"
-        )
-        models = ", ".join(plan.render.model_names)
-        sys.stdout.write(f"# rendered {models} into {where}; world size {plan.world_size}\n")
-        if None in (args.http_port, args.grpc_port, args.metrics_port):
-            sys.stdout.write("# ports not given are picked free at start (Triton's defaults shown)\n")
-        sys.stdout.write(format_command(argv) + "\n")
-        return 0
-    from trtclient.cli.serve_cmd import serve_foreground
-
-    return serve_foreground(server)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+USER_REPOSITORY = Path(__file__).resolve().parents[1] / "fakes" / "user_repository"
 
 pytestmark = pytest.mark.integration
 
@@ -33,4 +37,25 @@ def test_triton_url_points_the_fixture_at_a_running_server(pytester: pytest.Pyte
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--triton-url", "http://127.0.0.1:9")
+    result.assert_outcomes(passed=1)
+
+
+def test_triton_template_dir_serves_the_users_repository(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_their_models(triton_server):
+            config = httpx.get(triton_server.url + "/v2/models/ensemble/config").json()
+            assert "min_length" in [tensor["name"] for tensor in config["input"]]  # theirs, not ours
+            response = httpx.post(
+                triton_server.url + "/v2/models/ensemble/generate",
+                json={"text_input": "What is machine learning?", "max_tokens": 4},
+            )
+            assert response.status_code == 200
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--triton-template-dir", str(USER_REPOSITORY)
+    )
     result.assert_outcomes(passed=1)

@@ -1,18 +1,16 @@
 """``trtclient serve``: run a Triton server in the foreground until Ctrl-C.
 
-With no ``--engine-dir`` it runs the embedded default (CPU engine behind the TRT-LLM ensemble); with
-``--engine-dir`` it launches the user's ``tritonserver`` for a TensorRT-LLM engine (the GPU path).
+With no ``--engine-dir`` it runs the embedded default (CPU engine behind the TRT-LLM ensemble);
+``--template-dir DIR`` serves your own model repository (TensorRT-LLM's inflight_batcher_llm layout) with
+the CPU engine standing in for its tensorrt_llm model, ``--requirements FILE`` installing what its python
+models import. With ``--engine-dir`` it launches tritonserver for a TensorRT-LLM engine (the GPU path).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-import time
-from types import FrameType
+from pathlib import Path
 from typing import Any
 
 from trtclient.cli.common import UsageError
@@ -48,12 +46,29 @@ def register(subparsers: Any) -> None:
     emb.add_argument("--bls-instances", type=int, default=1)
     emb.add_argument("--accumulate-tokens", action="store_true", help="BLS streams cumulative text")
     emb.add_argument("--log-verbose", type=int, default=0, help="tritonserver log verbosity")
+    emb.add_argument(
+        "--requirements",
+        type=Path,
+        metavar="FILE",
+        help="pip requirements of the template dir's python models (model environment cached by its hash)",
+    )
+    parser.add_argument(
+        "--template-dir",
+        type=Path,
+        metavar="DIR",
+        help="model repository templates: with --engine-dir instead of the bundled ones; without it, your "
+        "own repository served with the CPU engine standing in for its tensorrt_llm model",
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the server log after a stop (always kept on failure)"
+    )
     parser.add_argument(
         "--startup-timeout",
         type=float,
-        help="seconds to wait until every model is READY (default: 60 embedded, 600 with --engine-dir)",
+        help="seconds to wait until every model is READY (default: 60 embedded, 180 with --template-dir, "
+        "600 with --engine-dir)",
     )
-    from trtclient.server.deploy.launch import add_gpu_arguments
+    from trtclient.cli.serve_gpu_args import add_gpu_arguments
 
     before = len(parser._actions)
     add_gpu_arguments(parser)
@@ -83,17 +98,17 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the server, print where it answers, and wait for Ctrl-C or SIGTERM."""
     if getattr(args, "engine_dir", None):
-        from trtclient.server.deploy.launch import run_gpu_serve
+        if args.requirements is not None:
+            raise UsageError("--requirements applies to the embedded server (without --engine-dir)")
+        from trtclient.cli.serve_gpu_args import run_gpu_serve
 
         return int(run_gpu_serve(args))
     _validate(args)
-    from trtclient.server.launcher import EmbeddedTriton, is_loopback
+    from trtclient.cli.foreground import serve_foreground
+    from trtclient.server.launcher import EmbeddedTriton
 
-    if not is_loopback(args.address):
-        print(
-            f"warning: binding to {args.address} exposes the server beyond this machine",
-            file=sys.stderr,
-        )
+    if args.requirements is not None and args.template_dir is None:
+        raise UsageError("--requirements goes with --template-dir (the bundled models need nothing more)")
     server = EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
@@ -109,43 +124,10 @@ def run(args: argparse.Namespace) -> int:
         kv_cache_tokens=args.kv_cache_tokens,
         eos_probability=args.eos_probability,
         accumulate_tokens=args.accumulate_tokens,
-        startup_timeout=args.startup_timeout or 60.0,
+        startup_timeout=args.startup_timeout or (60.0 if args.template_dir is None else 180.0),
+        keep_logs=args.keep_logs,
+        template_dir=args.template_dir,
+        requirements=args.requirements,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return serve_foreground(server)
-
-
-def serve_foreground(server: Any) -> int:
-    """Run a started-on-demand server until Ctrl-C / SIGTERM or until it dies; always stop it."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    started = time.monotonic()
-    try:
-        handle = server.start()
-        print(f"Triton is ready ({time.monotonic() - started:.1f} s)", flush=True)
-        print(f"  HTTP     {handle.url}", flush=True)
-        print(f"  gRPC     {handle.grpc_url}", flush=True)
-        print(f"  metrics  {handle.metrics_url}", flush=True)
-        print(f"  log      {handle.log_path}", flush=True)
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stop.wait(0.5):
-            process = getattr(server, "_process", None)
-            if process is not None and process.process is not None and process.process.poll() is not None:
-                print(
-                    f"trtclient: error: tritonserver exited with code {process.process.returncode}\n"
-                    f"{process.log_tail()}",
-                    file=sys.stderr,
-                )
-                return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-        signal.signal(signal.SIGTERM, previous)
-    print("stopped", flush=True)
-    return 0
