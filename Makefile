@@ -39,7 +39,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy trtclient locustfiles benchmarks
 	MYPYPATH=tests/fakes:locustfiles $(BIN)/mypy $(TEST_MYPY) tests/unit --exclude 'tests/unit/fixtures/'
 	MYPYPATH=tests/fakes:locustfiles $(BIN)/mypy $(TEST_MYPY) tests/integration tests/fakes \
-		--exclude 'tests/fakes/inflight_batcher_llm_r24_04/'
+		--exclude 'tests/fakes/(inflight_batcher_llm_r24_04|user_repository)/'
 
 test: setup lint typecheck
 	$(BIN)/pytest

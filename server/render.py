@@ -26,7 +26,6 @@ import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trtclient.errors import SetupError
 
@@ -379,12 +378,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def __getattr__(name: str) -> Any:
-    """``RepositoryOptions`` moved to ``repository_options``; it still imports from here."""
-    if name == "RepositoryOptions":
-        from trtclient.server.repository_options import RepositoryOptions
-
-        return RepositoryOptions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -168,7 +168,7 @@ class LaunchPlan:
 class GpuTriton(ServerLifecycle):
     """Triton serving a TensorRT-LLM engine directory, started like the embedded server.
 
-    ``repository`` holds :class:`~trtclient.server.render.RepositoryOptions` fields (e.g.
+    ``repository`` holds :class:`~trtclient.server.repository_options.RepositoryOptions` fields (e.g.
     ``{"kv_cache_free_gpu_mem_fraction": 0.85}``); the engine decides ``triton_max_batch_size``,
     ``max_beam_width`` and the world size.
     """

@@ -16,13 +16,13 @@ from trtclient.server.engine_config import (
     read_engine_config,
 )
 from trtclient.server.render import (
-    RepositoryOptions,
     TemplateError,
     fill_template,
     render_config,
     render_repository,
     template_keys,
 )
+from trtclient.server.repository_options import RepositoryOptions
 
 # --- fill_template / template_keys ----------------------------------------------------------------
 

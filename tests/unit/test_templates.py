@@ -17,11 +17,11 @@ from tritonclient.grpc import model_config_pb2
 from trtclient.server.paths import TEMPLATES_DIR
 from trtclient.server.render import (
     RenderResult,
-    RepositoryOptions,
     TemplateError,
     render_config,
     render_repository,
 )
+from trtclient.server.repository_options import RepositoryOptions
 
 ModelConfig = model_config_pb2.ModelConfig
 Config = Any  # a parsed ModelConfig message (protobuf classes carry no type stubs)
