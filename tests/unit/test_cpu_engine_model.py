@@ -1,9 +1,8 @@
 """The CPU engine's Triton glue (``tensorrt_llm/1/model.py``) with older TRT-LLM input names.
 
-The bundled templates declare the newest names (``min_tokens``, ``seed``), so the real embedded server
-cannot send the legacy ``min_length`` / ``random_seed`` that older template sets (TRT-LLM < 0.20) wire to
-the engine. These tests run ``model.py`` against a tiny stand-in for Triton's
-``triton_python_backend_utils`` instead: the stand-in only carries tensors and records sent responses.
+These tests run ``model.py`` against a tiny stand-in for Triton's ``triton_python_backend_utils``: the
+stand-in only carries tensors, records sent responses and keeps custom metric values in a dict. The same
+inputs through the real server are covered by ``tests/integration/test_engine_contract.py``.
 """
 
 from __future__ import annotations
@@ -60,8 +59,34 @@ class _Request:
         self.inputs = {name: _Tensor(name, value) for name, value in inputs.items()}
         self.sender = _Sender()
 
+    def request_id(self) -> str:
+        return ""
+
     def get_response_sender(self) -> _Sender:
         return self.sender
+
+
+class _Metric:
+    def __init__(self, values: dict[str, float], key: str) -> None:
+        self.values, self.key = values, key
+
+    def set(self, value: float) -> None:
+        self.values[self.key] = value
+
+    def observe(self, value: float) -> None:
+        self.values[self.key] = self.values.get(self.key, 0.0) + 1
+
+
+class _MetricFamily:
+    GAUGE, COUNTER = "gauge", "counter"
+    values: dict[str, float] = {}
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name = name
+
+    def Metric(self, labels: dict[str, str]) -> _Metric:  # noqa: N802 (Triton's spelling)
+        key = self.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+        return _Metric(self.values, key)
 
 
 def _stand_in() -> types.ModuleType:
@@ -73,6 +98,7 @@ def _stand_in() -> types.ModuleType:
     pb.TritonModelException = RuntimeError  # type: ignore[attr-defined]
     pb.get_input_tensor_by_name = lambda request, name: request.inputs.get(name)  # type: ignore[attr-defined]
     pb.using_decoupled_model_transaction_policy = lambda config: True  # type: ignore[attr-defined]
+    pb.MetricFamily = _MetricFamily  # type: ignore[attr-defined]
     return pb
 
 
