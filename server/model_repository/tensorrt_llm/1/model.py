@@ -283,6 +283,9 @@ class TritonPythonModel:
                 time.sleep(deadline - now)
             with self.cond:
                 emissions = scheduler.collect()
+                idle = snapshot(scheduler) if scheduler.idle else None
+            if idle is not None:  # published before the last responses go out, so a client sees it after them
+                self.metrics.publish(idle)
             for emission in emissions:
                 self._send(emission)
             if time.perf_counter() >= next_cancel_check:
