@@ -8,7 +8,11 @@ timing profile, so that a request is still running when the test acts on it.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -311,3 +315,51 @@ def test_metrics_carry_the_trt_llm_families(paced_server: ServerHandle, tokenize
     )
     assert after["nv_trt_llm_request_metrics:active"] == 0
     assert after["nv_trt_llm_kv_cache_block_metrics:used"] == 0
+
+
+# -- the BLS over HTTP, and trtclient bench against it ------------------------------------------------------
+def test_bls_forwards_optional_outputs_over_http(triton_server: ServerHandle) -> None:
+    body = {
+        "text_input": PROMPT,
+        "max_tokens": 6,
+        "return_log_probs": True,
+        "return_perf_metrics": True,
+        "return_num_input_tokens": True,
+        "return_num_output_tokens": True,
+        "exclude_input_in_output": True,
+    }
+    response = httpx.post(f"{triton_server.url}/v2/models/tensorrt_llm_bls/generate", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["num_output_tokens"] == 6 and answer["num_input_tokens"] > 0
+    assert len(answer["output_log_probs"]) == 6
+    assert answer["first_token_time_ns"] <= answer["last_token_time_ns"]
+    events = httpx.post(
+        f"{triton_server.url}/v2/models/tensorrt_llm_bls/generate_stream",
+        json={**body, "stream": True, "num_return_sequences": 2},
+        timeout=30,
+    )
+    assert events.status_code == 200, events.text
+    chunks = [json.loads(c[len("data: ") :]) for c in events.text.split("\n\n") if c]
+    assert {c["sequence_index"] for c in chunks} == {0, 1}
+    assert all("error" not in c for c in chunks)
+
+
+def test_bench_on_the_bls_passes_and_reports_the_gauges(paced_server: ServerHandle, tmp_path: Path) -> None:
+    """The BLS serves one request at a time: the paced burst takes seconds, scraped meanwhile."""
+    report = tmp_path / "run.json"
+    args = ["--url", paced_server.url, "--model", "tensorrt_llm_bls", "--burst", "20", "--max-tokens", "8"]
+    args += ["--no-progress", "--json", str(report)]
+    if paced_server.metrics_url:
+        args += ["--metrics-url", paced_server.metrics_url]
+    done = subprocess.run(
+        [sys.executable, "-m", "trtclient.cli", "bench", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(report.read_text())
+    assert (run["requests"]["ok"], run["requests"]["failed"]) == (20, 0)
+    # the counts came from the server (return_num_output_tokens through the BLS)
+    assert run["tokens"]["output_source"] == {"server": 20}
+    gauges = run["server_metrics"]["trt_llm"]
+    assert gauges["tensorrt_llm:nv_trt_llm_request_metrics{request_type=max}"]["max"] == 64
+    assert gauges["tensorrt_llm:nv_trt_llm_request_metrics{request_type=active}"]["max"] >= 1
