@@ -96,7 +96,6 @@ class _Output:
         self.open_rows = 0
         self.specs: list[RequestSpec] = []
         self.done = threading.Event()
-        self.responses: list[Any] = []
 
 
 def _wanted(request: Any) -> Wanted:
@@ -145,8 +144,9 @@ class TritonPythonModel:
         accepted: list[tuple[_Output, list[RequestSpec]]] = []
         outputs: list[_Output] = []
         for request in requests:
-            sender = request.get_response_sender() if self.decoupled else None
-            output = _Output(request, sender)
+            # The response sender serves both modes (non-decoupled: exactly one response, flagged final), so
+            # execute never blocks and a stop request reaches a running request in either mode.
+            output = _Output(request, request.get_response_sender())
             outputs.append(output)
             if _flag(request, "stop"):
                 self._stop(output)
@@ -167,13 +167,7 @@ class TritonPythonModel:
                     for spec in specs:
                         self.scheduler.submit(spec)
                 self.cond.notify()
-        if self.decoupled:
-            return None
-        responses = []
-        for output in outputs:
-            output.done.wait()
-            responses.append(output.responses[-1])
-        return responses
+        return None
 
     def finalize(self) -> None:
         with self.cond:
@@ -189,8 +183,13 @@ class TritonPythonModel:
             raise RequestError("the prompt is empty: input_ids must contain at least one token")
         ids = ids.reshape(ids.shape[0], -1) if ids.ndim > 1 else ids.reshape(1, -1)
         streaming = _flag(request, "streaming")
-        if streaming and not self.decoupled:
-            raise RequestError("Streaming is only supported if model is deployed using decoupled mode.")
+        if not self.decoupled:
+            if streaming:
+                raise RequestError("Streaming is only supported if model is deployed using decoupled mode.")
+            if ids.shape[0] > 1:
+                raise RequestError(
+                    "a batch of more than one prompt needs decoupled mode (one response per row)"
+                )
         wanted = _wanted(request)
         specs = []
         for row in range(ids.shape[0]):
@@ -211,6 +210,10 @@ class TritonPythonModel:
                 handle=(output, Row(wanted, row, ids.shape[0])),
                 arrival_ns=arrival,
             )
+            if spec.num_sequences > 1 and not self.decoupled:
+                raise RequestError(
+                    "num_return_sequences above 1 needs decoupled mode (one response per sequence)"
+                )
             beam_width = int(_scalar(request, ("beam_width",), 1, row))
             try:
                 validate(spec, self.settings.limits, beam_width)
@@ -237,10 +240,7 @@ class TritonPythonModel:
         self._deliver(output, response, final=True)
 
     def _deliver(self, output: _Output, response: Any, *, final: bool) -> None:
-        if output.sender is not None:
-            output.sender.send(response, flags=FINAL if final else 0)
-        else:
-            output.responses.append(response)
+        output.sender.send(response, flags=FINAL if final else 0)
         if final:
             output.done.set()
 
@@ -299,13 +299,17 @@ class TritonPythonModel:
         cancelled: dict[int, _Output] = {}
         for spec in specs.values():
             output: _Output = spec.handle[0]
-            if output.sender is not None and not output.done.is_set() and output.sender.is_cancelled():
+            if not output.done.is_set() and output.sender.is_cancelled():
                 cancelled[id(output)] = output
         for output in cancelled.values():
             with self.cond:
                 for spec in output.specs:
                     self.scheduler.cancel(spec)
-            output.sender.send(flags=FINAL)
+            if self.decoupled:
+                output.sender.send(flags=FINAL)
+            else:  # a non-decoupled request gets exactly one response
+                error = pb_utils.TritonError("the request was cancelled")
+                output.sender.send(pb_utils.InferenceResponse(error=error), flags=FINAL)
             output.done.set()
             self._finish(output)
 
@@ -322,7 +326,7 @@ class TritonPythonModel:
             self.metrics.observe_request(len(spec.prompt), len(seq.generated))
         if spec.streaming and not emission.tokens:
             # Ended by end_id or a stop request with nothing left to send: a flags-only final response.
-            if final and output.sender is not None:
+            if final:
                 output.sender.send(flags=FINAL)
                 output.done.set()
                 self._finish(output)
