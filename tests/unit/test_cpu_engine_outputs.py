@@ -199,3 +199,9 @@ def test_every_family_has_the_backend_label_set() -> None:
     (key,) = published
     assert key == "family=nv_trt_llm_request_metrics,model=tensorrt_llm,request_type=active,version=1"
     assert len(reporter.gauges) == 5 + 6 + 4 + 2
+
+
+def test_batch_index_for_a_single_row_only_for_older_interfaces(scheduler: Any) -> None:
+    (emission,) = run(scheduler, spec(streaming=False))
+    assert "batch_index" not in tensors(emission)
+    assert tensors(emission, batch_index_always=True)["batch_index"].tolist() == [[0]]

@@ -126,6 +126,10 @@ class TritonPythonModel:
         self.logits_dtypes = {
             name: _output_dtype(self.model_config, name) for name in ("context_logits", "generation_logits")
         }
+        # Up to v0.13 the backend sent batch_index with every response; v0.14 (which added the
+        # sequence_index output) sends it only for a batch of more than one row.
+        outputs = {output.get("name") for output in self.model_config.get("output", [])}
+        self.batch_index_always = "sequence_index" not in outputs
         self.scheduler = Scheduler(self.settings)
         self.metrics = TritonMetrics(
             pb_utils, args.get("model_name", "tensorrt_llm"), str(args.get("model_version", "1"))
@@ -207,7 +211,7 @@ class TritonPythonModel:
                 greedy=top_k == 1,
                 stop_words=_words(request, "stop_words_list", row),
                 bad_words=_words(request, "bad_words_list", row),
-                handle=(output, Row(wanted, row, ids.shape[0])),
+                handle=(output, Row(wanted, row, ids.shape[0], self.batch_index_always)),
                 arrival_ns=arrival,
             )
             if spec.num_sequences > 1 and not self.decoupled:

@@ -4,8 +4,9 @@ Pure numpy, so the shapes can be tested without Triton. Every tensor has a leadi
 (one response answers one row of a request): ``output_ids`` ``[1, beams, len]``, ``sequence_length`` and
 ``cum_log_probs`` ``[1, beams]``, ``output_log_probs`` ``[1, beams, generated tokens of this response]``,
 ``context_logits`` ``[1, prompt len, vocab]``, ``generation_logits`` ``[1, beams, generated tokens, vocab]``,
-and the scalars (``batch_index`` only for a batch of more than one row, ``sequence_index`` only with more
-than one return sequence, perf metrics, token counts) ``[1, 1]``. Sources: docs/upstream-contract.md.
+and the scalars (``batch_index`` only for a batch of more than one row since v0.14, ``sequence_index``
+only with more than one return sequence, perf metrics, token counts) ``[1, 1]``.
+Sources: docs/upstream-contract.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Row:
     wanted: Wanted
     batch_index: int = 0
     batch_size: int = 1
+    batch_index_always: bool = False
+    """Send ``batch_index`` for a single row too (TRT-LLM backend up to v0.13)."""
 
 
 def _i32(value: Any) -> np.ndarray:
@@ -55,7 +58,7 @@ def output_tensors(
         ("output_ids", _i32([[tokens]])),
         ("sequence_length", _i32([[len(tokens)]])),
     ]
-    if row.batch_size > 1:
+    if row.batch_size > 1 or row.batch_index_always:
         out.append(("batch_index", _i32([[row.batch_index]])))
     if spec.num_sequences > 1:
         out.append(("sequence_index", _i32([[seq.index]])))
