@@ -102,8 +102,7 @@ def _stand_in() -> types.ModuleType:
     return pb
 
 
-@pytest.fixture()
-def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: list[str]) -> Any:
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _stand_in())
     path = TEMPLATES_DIR / "tensorrt_llm" / "1" / "model.py"
     spec = importlib.util.spec_from_file_location("cpu_engine_model_under_test", path)
@@ -112,10 +111,32 @@ def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     spec.loader.exec_module(module)
     engine = build_cpu_engine(tmp_path / "engine", tokenizer_dir=default_tokenizer_dir())
     instance = module.TritonPythonModel()
-    config = {"parameters": {"gpt_model_path": {"string_value": str(engine)}}}
+    config = {
+        "parameters": {"gpt_model_path": {"string_value": str(engine)}},
+        "output": [{"name": name, "data_type": "TYPE_INT32"} for name in outputs],
+    }
     instance.initialize({"model_config": json.dumps(config)})
+    return instance
+
+
+@pytest.fixture()
+def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    instance = _instance(tmp_path, monkeypatch, ["output_ids", "sequence_length", "sequence_index"])
     yield instance
     instance.finalize()
+
+
+def test_batch_index_follows_the_interface_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config without the sequence_index output (TRT-LLM backend up to v0.13) gets batch_index always."""
+    for outputs, expected in ((["output_ids", "sequence_index"], False), (["output_ids"], True)):
+        instance = _instance(tmp_path / str(expected), monkeypatch, outputs)
+        try:
+            request = _Request(input_ids=[[57, 74, 274]], input_lengths=[[3]], request_output_len=[[4]])
+            instance.execute([request])
+            assert request.sender.done.wait(10)
+            assert ("batch_index" in request.sender.responses[-1].tensors) is expected
+        finally:
+            instance.finalize()
 
 
 def generate(model: Any, **inputs: Any) -> list[int]:
