@@ -152,11 +152,28 @@ def test_num_return_sequences(triton_server: ServerHandle, model: str, stream: b
     assert len(answer.results) == (16 if stream else 2)
 
 
-@pytest.mark.parametrize("model", TEXT_MODELS)
-def test_older_names_of_seed_and_min_tokens(triton_server: ServerHandle, model: str) -> None:
-    assert whole_text(triton_server, model, random_seed=7) == whole_text(triton_server, model, seed=7)
-    assert whole_text(triton_server, model, random_seed=7) != whole_text(triton_server, model, random_seed=8)
-    assert whole_text(triton_server, model, min_length=4) == whole_text(triton_server, model, min_tokens=4)
+def test_engine_takes_the_older_names_of_seed_and_min_tokens(
+    triton_server: ServerHandle, tokenizer: Tokenizer
+) -> None:
+    """What the ensembles and BLS of TRT-LLM 0.12 to 0.19 send: ``random_seed`` and ``min_length``."""
+    prompt = tokenizer.encode(PROMPT).ids
+
+    def ids(**values: int) -> list[int]:
+        inputs = engine_inputs(prompt, 12, streaming=False, exclude_input_in_output=True)
+        inputs["runtime_top_k"] = np.array([[0]], dtype=np.int32)  # sample, so the seed matters
+        for name, value in values.items():
+            dtype = np.uint64 if "seed" in name else np.int32
+            inputs[name] = np.array([[value]], dtype=dtype)
+        (result,) = call(triton_server.grpc_url, "tensorrt_llm", inputs).results
+        return [int(t) for t in result.as_numpy("output_ids").reshape(-1)]
+
+    assert ids(random_seed=7) == ids(seed=7)
+    assert ids(random_seed=7) != ids(random_seed=8)
+    free = ids(seed=3)
+    ended = {"seed": 3, "end_id": free[2]}  # ends after two tokens...
+    assert len(ids(**ended)) == 2
+    assert len(ids(**ended, min_length=8)) >= 8  # ...unless min_length holds the end off
+    assert ids(**ended, min_length=8) == ids(**ended, min_tokens=8)
 
 
 def test_batched_text_request_answers_every_row(triton_server: ServerHandle) -> None:
