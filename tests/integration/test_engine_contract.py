@@ -104,6 +104,16 @@ def test_stop_words_end_the_text(triton_server: ServerHandle, model: str, stream
     assert free.startswith(text) and len(text) < len(free)
 
 
+def test_bls_also_finds_stop_words_in_the_text(triton_server: ServerHandle) -> None:
+    """A word spelled as no token of the text still stops the BLS's whole answer, not the ensemble's."""
+    free = whole_text(triton_server, "ensemble", 40, exclude_input_in_output=True)
+    word = next(w for w in free.split()[3:] if w.isalpha() and len(w) > 3)
+    inputs = end_to_end_inputs(PROMPT, 40, stream=False, exclude_input_in_output=True, stop_words=[word])
+    assert texts(call(triton_server.grpc_url, "ensemble", inputs)) == [free]
+    (cut,) = texts(call(triton_server.grpc_url, "tensorrt_llm_bls", inputs))
+    assert cut == free[: free.find(word) + len(word)]
+
+
 @pytest.mark.parametrize("model", TEXT_MODELS)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_bad_words_never_appear(triton_server: ServerHandle, model: str, stream: bool) -> None:

@@ -5,18 +5,25 @@ need more instances: ``bls_instance_count``): ``preprocessing`` (BLS call), then
 decoupled BLS call whose responses are decoded by ``postprocessing`` and forwarded as they arrive. Inputs
 that the BLS config reshapes to a scalar per row (``return_*``, ``num_return_sequences``, ...) get their
 ``[batch, 1]`` shape back before they go to ``tensorrt_llm``. With ``accumulate_tokens`` a streamed
-response carries the whole text so far instead of the delta. A client that disconnects ends the engine
-request with a ``stop`` request under the engine request's id, as upstream's BLS does on a stop word.
+response carries the whole text so far instead of the delta. As upstream's BLS, it also looks for the
+stop words in the text (``stop_words.py``) and sends the engine a ``stop`` request under the engine
+request's id once every row has stopped; it sends one too when its client goes away.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
 from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from stop_words import StopWordWatch  # noqa: E402
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -104,6 +111,25 @@ class _Failure(Exception):
     pass
 
 
+def _strings(request: Any, name: str) -> list[list[str]]:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return []
+    array = tensor.as_numpy()
+    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(1, -1)
+    return [[v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row] for row in rows]
+
+
+def _watch(request: Any, streaming: bool) -> StopWordWatch:
+    exclude = pb_utils.get_input_tensor_by_name(request, "exclude_input_in_output")
+    return StopWordWatch(
+        words=_strings(request, "stop_words"),
+        prompts=[row[0] if row else "" for row in _strings(request, "text_input")],
+        streaming=streaming,
+        exclude_input=exclude is not None and bool(exclude.as_numpy().reshape(-1)[0]),
+    )
+
+
 def _index(response: Any, name: str) -> int:
     tensor = pb_utils.get_output_tensor_by_name(response, name)
     return 0 if tensor is None else int(tensor.as_numpy().reshape(-1)[0])
@@ -169,6 +195,7 @@ class TritonPythonModel:
             request_id=llm_request_id,
         ).exec(decoupled=True)
         so_far: dict[tuple[int, int], np.ndarray] = {}
+        watch = _watch(request, streaming)
         stop_sent = False
         for response in responses:
             if response.has_error():
@@ -181,21 +208,30 @@ class TritonPythonModel:
             ids = pb_utils.get_output_tensor_by_name(response, "output_ids")
             if ids is None:  # a flags-only final response
                 continue
+            key = (_index(response, "batch_index"), _index(response, "sequence_index"))
+            if watch.is_stopped(*key):
+                continue
             tokens = ids.as_numpy()
             lengths = pb_utils.get_output_tensor_by_name(response, "sequence_length").as_numpy()
             if self.accumulate and streaming:
-                key = (_index(response, "batch_index"), _index(response, "sequence_index"))
                 new = tokens[..., : int(lengths.reshape(-1)[0])].reshape(-1)
                 so_far[key] = np.concatenate([so_far.get(key, np.zeros(0, np.int32)), new]).astype(np.int32)
                 tokens = so_far[key].reshape(1, 1, -1)
                 lengths = np.asarray([[tokens.shape[-1]]], dtype=np.int32)
             text = self._decode(tokens, lengths)
+            checked = [
+                watch.check(*key, t.decode("utf-8", "replace")).encode("utf-8") for t in text.reshape(-1)
+            ]
+            text = np.asarray(checked, dtype=object)
             outputs = [pb_utils.Tensor("text_output", text)]
             for name in LLM_OUTPUTS[2:]:
                 tensor = pb_utils.get_output_tensor_by_name(response, name)
                 if tensor is not None:
                     outputs.append(pb_utils.Tensor(name, tensor.as_numpy()))
             sender.send(pb_utils.InferenceResponse(output_tensors=outputs))
+            if watch.every_row_stopped and not stop_sent:
+                self._stop(llm_request_id)
+                stop_sent = True
 
     def _stop(self, llm_request_id: str) -> None:
         """Ask the engine to end the request (TRT-LLM's stop request: ``stop`` and the request's id)."""
