@@ -20,6 +20,7 @@ import pytest
 from grpc_calls import Answer, Stream, call, end_to_end_inputs, engine_inputs, stop_inputs
 from tokenizers import Tokenizer
 
+from trtclient import AsyncTritonClient
 from trtclient.prometheus import find_samples, parse_metrics
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 from trtclient.server.tokenizer import default_tokenizer_dir
@@ -390,3 +391,14 @@ def test_bench_on_the_bls_passes_and_reports_the_gauges(paced_server: ServerHand
     gauges = run["server_metrics"]["trt_llm"]
     assert gauges["tensorrt_llm:nv_trt_llm_request_metrics{request_type=max}"]["max"] == 64
     assert gauges["tensorrt_llm:nv_trt_llm_request_metrics{request_type=active}"]["max"] >= 1
+
+
+async def test_readme_metrics_example_returns_the_engine_values(paced_server: ServerHandle) -> None:
+    """The README's ``client.metrics()`` example, on the embedded server."""
+    async with AsyncTritonClient(paced_server.url, metrics_url=paced_server.metrics_url) as client:
+        samples = await client.metrics()
+    (active,) = find_samples(samples, "nv_trt_llm_request_metrics", {"request_type": "active"})
+    (used,) = find_samples(samples, "nv_trt_llm_kv_cache_block_metrics", {"kv_cache_block_type": "used"})
+    (most,) = find_samples(samples, "nv_trt_llm_kv_cache_block_metrics", {"kv_cache_block_type": "max"})
+    assert (active.value, used.value) == (0, 0)  # idle: other tests on this server have finished
+    assert most.value > 0 and active.labels["model"] == "tensorrt_llm"
