@@ -123,9 +123,7 @@ class TritonPythonModel:
             self.model_config, "exclude_input_in_output", "false"
         ).lower() in ("true", "1")
         self.vocab_size = int(self.settings.tables["vocab_size"])
-        self.logits_dtypes = {
-            name: _output_dtype(self.model_config, name) for name in ("context_logits", "generation_logits")
-        }
+        self.logits_dtype = _output_dtype(self.model_config, "generation_logits")
         # Up to v0.13 the backend sent batch_index with every response; v0.14 (which added the
         # sequence_index output) sends it only for a batch of more than one row.
         outputs = {output.get("name") for output in self.model_config.get("output", [])}
@@ -146,12 +144,10 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> list[Any] | None:
         arrival = time.time_ns()
         accepted: list[tuple[_Output, list[RequestSpec]]] = []
-        outputs: list[_Output] = []
         for request in requests:
             # The response sender serves both modes (non-decoupled: exactly one response, flagged final), so
             # execute never blocks and a stop request reaches a running request in either mode.
             output = _Output(request, request.get_response_sender())
-            outputs.append(output)
             if _flag(request, "stop"):
                 self._stop(output)
                 continue
@@ -183,8 +179,8 @@ class TritonPythonModel:
     def _parse(self, request: Any, output: _Output, arrival: int) -> list[RequestSpec]:
         """One engine request per row of the Triton request's batch, all validated before any is queued."""
         ids = _tensor(request, "input_ids")
-        if ids is None:
-            raise RequestError("the prompt is empty: input_ids must contain at least one token")
+        if ids is None:  # refused by validate() below, with the message every empty prompt gets
+            ids = np.zeros((1, 0), dtype=np.int32)
         ids = ids.reshape(ids.shape[0], -1) if ids.ndim > 1 else ids.reshape(1, -1)
         streaming = _flag(request, "streaming")
         if not self.decoupled:
@@ -348,7 +344,7 @@ class TritonPythonModel:
                 emission,
                 row,
                 vocab_size=self.vocab_size,
-                logits_dtype=self.logits_dtypes["generation_logits"],
+                logits_dtype=self.logits_dtype,
             )
         ]
         self._deliver(output, pb_utils.InferenceResponse(output_tensors=tensors), final=final)
