@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -205,3 +206,44 @@ def test_batch_index_for_a_single_row_only_for_older_interfaces(scheduler: Any) 
     (emission,) = run(scheduler, spec(streaming=False))
     assert "batch_index" not in tensors(emission)
     assert tensors(emission, batch_index_always=True)["batch_index"].tolist() == [[0]]
+
+
+def test_only_changed_values_are_set() -> None:
+    sets: list[float] = []
+
+    class Family:
+        GAUGE = "gauge"
+
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def Metric(self, labels: dict[str, str]) -> Any:  # noqa: N802 (Triton's spelling)
+            return types.SimpleNamespace(set=sets.append)
+
+    reporter = metrics.TritonMetrics(types.SimpleNamespace(MetricFamily=Family), "tensorrt_llm", "1")
+    reporter.publish({"nv_trt_llm_request_metrics": {"active": 1, "max": 4}}, now_s=10.0)
+    reporter.publish({"nv_trt_llm_request_metrics": {"active": 2, "max": 4}}, now_s=10.0)
+    assert sets == [1.0, 4.0, 2.0]
+
+
+def test_iteration_counter_alone_waits_for_the_quiet_period() -> None:
+    sets: list[float] = []
+
+    class Family:
+        GAUGE = "gauge"
+
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def Metric(self, labels: dict[str, str]) -> Any:  # noqa: N802 (Triton's spelling)
+            return types.SimpleNamespace(set=sets.append)
+
+    reporter = metrics.TritonMetrics(types.SimpleNamespace(MetricFamily=Family), "m", "1", quiet_period_s=0.1)
+    general = "nv_trt_llm_general_metrics"
+    reporter.publish({general: {"iteration_counter": 1}}, now_s=10.0)
+    reporter.publish({general: {"iteration_counter": 2}}, now_s=10.05)  # within the period: held
+    reporter.publish(
+        {general: {"iteration_counter": 3}, "nv_trt_llm_request_metrics": {"active": 1}}, now_s=10.06
+    )
+    reporter.publish({general: {"iteration_counter": 4}}, now_s=10.2)
+    assert sets == [1.0, 3.0, 1.0, 4.0]

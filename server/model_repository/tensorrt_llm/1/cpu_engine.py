@@ -254,8 +254,6 @@ class Scheduler:
         self.context_requests = 0
         """Sequences that ran their context phase in the latest iteration."""
         self.context_tokens = 0
-        self.scheduled = 0
-        """Sequences that ran in the latest iteration."""
 
     def submit(self, spec: RequestSpec) -> None:
         spec.remaining = spec.num_sequences
@@ -313,7 +311,6 @@ class Scheduler:
     def step(self) -> None:
         """Produce one token for every active sequence (the first token for newly admitted ones)."""
         self.iterations += 1
-        self.scheduled = len(self.active)
         for seq in self.active:
             seq.started = True
             spec = seq.request
@@ -373,10 +370,6 @@ class Scheduler:
     def stop(self, spec: RequestSpec) -> None:
         """End a request at the next iteration, keeping what it generated (TRT-LLM's stop request)."""
         spec.stopped = True
-
-    @property
-    def queued(self) -> int:
-        return len(self.waiting)
 
     def _final_tokens(self, seq: Sequence) -> list[int]:
         spec = seq.request

@@ -4,7 +4,8 @@ The real backend (``inflight_batcher_llm/src/custom_metrics_reporter``) publishe
 labels ``model``, ``version`` and one category label each, filled from the executor's iteration statistics;
 two histograms count input and output tokens per finished request. ``snapshot`` computes the same values
 from the scheduler; ``TritonMetrics`` publishes them through the python backend's custom metrics. Free of
-Triton except for ``TritonMetrics``, so the arithmetic can be tested alone.
+Triton except for ``TritonMetrics``, so the arithmetic can be tested alone. Only values that changed are
+set, so a single stream's iterations mostly make no metric calls at all.
 Sources: docs/upstream-contract.md.
 """
 
@@ -95,7 +96,7 @@ def snapshot(scheduler: Any, now_s: float | None = None) -> dict[str, dict[str, 
 class TritonMetrics:
     """The families above as python-backend custom metrics of one model version."""
 
-    def __init__(self, pb_utils: Any, model: str, version: str) -> None:
+    def __init__(self, pb_utils: Any, model: str, version: str, quiet_period_s: float = 0.1) -> None:
         family_type = pb_utils.MetricFamily
         # the families must outlive their metrics, so they are kept here too
         self.families: list[Any] = []
@@ -116,10 +117,32 @@ class TritonMetrics:
                 labels = {"model": model, "version": version, category: value}
                 self.histograms[name] = family.Metric(labels=labels, buckets=TOKEN_BUCKETS)
 
-    def publish(self, values: dict[str, dict[str, float]]) -> None:
-        for name, by_label in values.items():
-            for label, value in by_label.items():
-                self.gauges[(name, label)].set(float(value))
+        self.last: dict[tuple[str, str], float] = {}
+        self.quiet_period_s = quiet_period_s
+        self.general_at = 0.0
+
+    def publish(self, values: dict[str, dict[str, float]], now_s: float | None = None) -> None:
+        """Set every gauge whose value changed since the last call.
+
+        The timestamp and iteration counter change every iteration; alone, they are set at most once per
+        quiet period (the backend's ``stats_check_period_ms``), which keeps a single stream's iterations
+        free of metric calls. With any other change they are set too.
+        """
+        now = time.monotonic() if now_s is None else now_s
+        changed = [
+            ((name, label), value)
+            for name, by_label in values.items()
+            for label, value in by_label.items()
+            if self.last.get((name, label)) != value
+        ]
+        general = all(name == "nv_trt_llm_general_metrics" for (name, _), _ in changed)
+        if general and now - self.general_at < self.quiet_period_s:
+            return
+        for key, value in changed:
+            self.gauges[key].set(float(value))
+            self.last[key] = value
+        if any(name == "nv_trt_llm_general_metrics" for (name, _), _ in changed):
+            self.general_at = now
 
     def observe_request(self, input_tokens: int, output_tokens: int) -> None:
         if self.histograms:

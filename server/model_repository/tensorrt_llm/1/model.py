@@ -7,7 +7,9 @@ sequence per iteration (streaming) or one per finished sequence, the last one of
 final. A request with ``stop`` set ends the running request of the same request id, as the TensorRT-LLM
 backend does. Optional outputs (log probs, logits, perf metrics, token counts) are sent only when requested
 (``responses``); the backend's ``nv_trt_llm_*`` gauges are updated after every iteration
-(``engine_metrics``). Perf-metric timestamps are nanoseconds since the epoch.
+(``engine_metrics``: the values that changed; the timestamp and iteration counter alone at most once per
+``stats_check_period_ms``, as often as the real backend reports them). Perf-metric timestamps are
+nanoseconds since the epoch.
 """
 
 from __future__ import annotations
@@ -129,8 +131,12 @@ class TritonPythonModel:
         outputs = {output.get("name") for output in self.model_config.get("output", [])}
         self.batch_index_always = "sequence_index" not in outputs
         self.scheduler = Scheduler(self.settings)
+        period_ms = _param(self.model_config, "stats_check_period_ms", "100")
         self.metrics = TritonMetrics(
-            pb_utils, args.get("model_name", "tensorrt_llm"), str(args.get("model_version", "1"))
+            pb_utils,
+            args.get("model_name", "tensorrt_llm"),
+            str(args.get("model_version", "1")),
+            quiet_period_s=int(period_ms) / 1000 if period_ms.isdigit() else 0.1,
         )
         self.metrics.publish(snapshot(self.scheduler))
         self.running: dict[str, list[_Output]] = {}
@@ -261,8 +267,6 @@ class TritonPythonModel:
         next_cancel_check = 0.0
         while True:
             with self.cond:
-                if not self.stopping and scheduler.idle:
-                    self.metrics.publish(snapshot(scheduler))
                 while not self.stopping and scheduler.idle:
                     self.cond.wait()
                     deadline = 0.0
@@ -312,6 +316,11 @@ class TritonPythonModel:
                 output.sender.send(pb_utils.InferenceResponse(error=error), flags=FINAL)
             output.done.set()
             self._finish(output)
+        if cancelled:
+            with self.cond:
+                idle = snapshot(self.scheduler) if self.scheduler.idle else None
+            if idle is not None:
+                self.metrics.publish(idle)
 
     def _send(self, emission: Emission) -> None:
         seq = emission.sequence
