@@ -1,9 +1,8 @@
 """The CPU engine's Triton glue (``tensorrt_llm/1/model.py``) with older TRT-LLM input names.
 
-The bundled templates declare the newest names (``min_tokens``, ``seed``), so the real embedded server
-cannot send the legacy ``min_length`` / ``random_seed`` that older template sets (TRT-LLM < 0.20) wire to
-the engine. These tests run ``model.py`` against a tiny stand-in for Triton's
-``triton_python_backend_utils`` instead: the stand-in only carries tensors and records sent responses.
+These tests run ``model.py`` against a tiny stand-in for Triton's ``triton_python_backend_utils``: the
+stand-in only carries tensors, records sent responses and keeps custom metric values in a dict. The same
+inputs through the real server are covered by ``tests/integration/test_engine_contract.py``.
 """
 
 from __future__ import annotations
@@ -60,8 +59,34 @@ class _Request:
         self.inputs = {name: _Tensor(name, value) for name, value in inputs.items()}
         self.sender = _Sender()
 
+    def request_id(self) -> str:
+        return ""
+
     def get_response_sender(self) -> _Sender:
         return self.sender
+
+
+class _Metric:
+    def __init__(self, values: dict[str, float], key: str) -> None:
+        self.values, self.key = values, key
+
+    def set(self, value: float) -> None:
+        self.values[self.key] = value
+
+    def observe(self, value: float) -> None:
+        self.values[self.key] = self.values.get(self.key, 0.0) + 1
+
+
+class _MetricFamily:
+    GAUGE, COUNTER = "gauge", "counter"
+    values: dict[str, float] = {}
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name = name
+
+    def Metric(self, labels: dict[str, str]) -> _Metric:  # noqa: N802 (Triton's spelling)
+        key = self.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+        return _Metric(self.values, key)
 
 
 def _stand_in() -> types.ModuleType:
@@ -73,11 +98,11 @@ def _stand_in() -> types.ModuleType:
     pb.TritonModelException = RuntimeError  # type: ignore[attr-defined]
     pb.get_input_tensor_by_name = lambda request, name: request.inputs.get(name)  # type: ignore[attr-defined]
     pb.using_decoupled_model_transaction_policy = lambda config: True  # type: ignore[attr-defined]
+    pb.MetricFamily = _MetricFamily  # type: ignore[attr-defined]
     return pb
 
 
-@pytest.fixture()
-def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: list[str]) -> Any:
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _stand_in())
     path = TEMPLATES_DIR / "tensorrt_llm" / "1" / "model.py"
     spec = importlib.util.spec_from_file_location("cpu_engine_model_under_test", path)
@@ -86,10 +111,32 @@ def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     spec.loader.exec_module(module)
     engine = build_cpu_engine(tmp_path / "engine", tokenizer_dir=default_tokenizer_dir())
     instance = module.TritonPythonModel()
-    config = {"parameters": {"gpt_model_path": {"string_value": str(engine)}}}
+    config = {
+        "parameters": {"gpt_model_path": {"string_value": str(engine)}},
+        "output": [{"name": name, "data_type": "TYPE_INT32"} for name in outputs],
+    }
     instance.initialize({"model_config": json.dumps(config)})
+    return instance
+
+
+@pytest.fixture()
+def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    instance = _instance(tmp_path, monkeypatch, ["output_ids", "sequence_length", "sequence_index"])
     yield instance
     instance.finalize()
+
+
+def test_batch_index_follows_the_interface_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config without the sequence_index output (TRT-LLM backend up to v0.13) gets batch_index always."""
+    for outputs, expected in ((["output_ids", "sequence_index"], False), (["output_ids"], True)):
+        instance = _instance(tmp_path / str(expected), monkeypatch, outputs)
+        try:
+            request = _Request(input_ids=[[57, 74, 274]], input_lengths=[[3]], request_output_len=[[4]])
+            instance.execute([request])
+            assert request.sender.done.wait(10)
+            assert ("batch_index" in request.sender.responses[-1].tensors) is expected
+        finally:
+            instance.finalize()
 
 
 def generate(model: Any, **inputs: Any) -> list[int]:

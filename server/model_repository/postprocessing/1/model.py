@@ -1,6 +1,8 @@
 """The ``postprocessing`` step: token ids in, text out, with TRT-LLM's tensor names.
 
-Each response is decoded on its own, so a streamed ensemble yields text deltas, as upstream does.
+Each response is decoded on its own, so a streamed ensemble yields text deltas, as upstream does. The
+output is one string per sequence in a flat ``[batch * beams]`` tensor, the shape upstream's
+postprocessing produces (its config declares ``[-1]``), so ``text_output[0]`` is a string for a client.
 """
 
 from __future__ import annotations
@@ -41,12 +43,11 @@ class TritonPythonModel:
             lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
             tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
             lengths = lengths.reshape(tokens.shape[0], -1)
+            # one string per sequence, batch-major ([batch * beams]), as upstream's postprocessing returns
             texts = [
-                [
-                    self.decode(tokens[b, k, : lengths[b, k]].tolist()).encode("utf-8")
-                    for k in range(tokens.shape[1])
-                ]
+                self.decode(tokens[b, k, : lengths[b, k]].tolist()).encode("utf-8")
                 for b in range(tokens.shape[0])
+                for k in range(tokens.shape[1])
             ]
             output = pb_utils.Tensor("OUTPUT", np.asarray(texts, dtype=object))
             responses.append(pb_utils.InferenceResponse(output_tensors=[output]))

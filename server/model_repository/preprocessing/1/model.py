@@ -1,10 +1,12 @@
 """The ``preprocessing`` step: text in, token ids out, with TRT-LLM's tensor names.
 
 Loads the Hugging Face tokenizer in ``tokenizer_dir`` (its ``tokenizer.json`` through the ``tokenizers``
-library, or ``transformers.AutoTokenizer`` when the directory has no ``tokenizer.json``). Stop and bad
-words become TRT-LLM's ``[2, N]`` word lists (concatenated ids, then end offsets padded with -1); empty
-strings are skipped. A byte-level BPE spells a word differently after a space, so each word is also listed
-with a leading space, which is how it appears inside generated text.
+library, or ``transformers.AutoTokenizer`` when the directory has no ``tokenizer.json``). Every row of a
+batched request is encoded; prompts are padded to the longest with the pad id. Stop and bad words become
+TRT-LLM's ``[batch, 2, N]`` word lists (concatenated ids, then cumulative end offsets padded with -1), each
+word encoded as given without special tokens and empty ones skipped, as upstream's preprocessing does: a
+word matches generated text only when the tokenizer spells it the same way there (with a byte-level BPE,
+" word" and "word" are different tokens). Without a word input the list is ``[batch, 2, 0]``.
 """
 
 from __future__ import annotations
@@ -53,21 +55,31 @@ class _Tokenizer:
         return list(self.slow.encode(text, add_special_tokens=add_special_tokens))
 
 
-def _strings(request: Any, name: str) -> list[str]:
+def _rows(request: Any, name: str) -> list[list[str]] | None:
+    """The strings of each row of a ``[batch, n]`` string input, or None when it is absent."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
-        return []
-    out = []
-    for item in tensor.as_numpy().reshape(-1):
-        out.append(item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item))
-    return out
+        return None
+    array = tensor.as_numpy()
+    array = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(1, -1)
+    return [
+        [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in row]
+        for row in array
+    ]
 
 
-def _int(request: Any, name: str, default: int | None) -> int | None:
+def _ints(request: Any, name: str) -> list[int] | None:
+    """One integer per row of a ``[batch, 1]`` input, or None when it is absent or empty."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None or tensor.as_numpy().size == 0:
-        return default
-    return int(tensor.as_numpy().reshape(-1)[0])
+        return None
+    return [int(v) for v in tensor.as_numpy().reshape(-1)]
+
+
+def _per_row(values: list[int] | None, batch: int, default: int) -> list[int]:
+    if values is None:
+        return [default] * batch
+    return values if len(values) == batch else [values[0]] * batch
 
 
 class TritonPythonModel:
@@ -79,24 +91,26 @@ class TritonPythonModel:
         self.tokenizer = _Tokenizer(Path(tokenizer_dir))
         self.add_special_tokens = _param(config, "add_special_tokens", "true").lower() in ("true", "1")
 
-    def _word_list(self, words: list[str]) -> np.ndarray:
-        ids: list[int] = []
-        offsets: list[int] = []
-        for word in words:
-            if not word:
-                continue
-            variants = [word] if word.startswith(" ") else [word, " " + word]
-            for variant in variants:
-                tokens = self.tokenizer.encode(variant, add_special_tokens=False)
+    def _word_lists(self, rows: list[list[str]] | None, batch: int) -> np.ndarray:
+        if rows is None:
+            return np.zeros((batch, 2, 0), dtype=np.int32)
+        encoded: list[tuple[list[int], list[int]]] = []
+        for words in rows:
+            ids: list[int] = []
+            offsets: list[int] = []
+            for word in words:
+                tokens = self.tokenizer.encode(word, add_special_tokens=False) if word else []
                 if tokens:
                     ids.extend(tokens)
                     offsets.append(len(ids))
-        width = max(1, len(ids))
-        flat = np.zeros(width, dtype=np.int32)
-        flat[: len(ids)] = ids
-        ends = np.full(width, -1, dtype=np.int32)
-        ends[: len(offsets)] = offsets
-        return np.stack([flat, ends])[None, ...]
+            encoded.append((ids, offsets))
+        width = max(1, max(len(ids) for ids, _ in encoded))
+        out = np.zeros((len(encoded), 2, width), dtype=np.int32)
+        out[:, 1, :] = -1
+        for row, (ids, offsets) in enumerate(encoded):
+            out[row, 0, : len(ids)] = ids
+            out[row, 1, : len(offsets)] = offsets
+        return out
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
@@ -108,24 +122,37 @@ class TritonPythonModel:
         return responses
 
     def _one(self, request: Any) -> Any:
-        queries = _strings(request, "QUERY")
-        text = queries[0] if queries else ""
-        ids = self.tokenizer.encode(text, self.add_special_tokens)
-        output_len = _int(request, "REQUEST_OUTPUT_LEN", None)
+        queries = _rows(request, "QUERY") or [[""]]
+        batch = len(queries)
+        prompts = [self.tokenizer.encode(row[0] if row else "", self.add_special_tokens) for row in queries]
+        output_len = _ints(request, "REQUEST_OUTPUT_LEN")
         if output_len is None:
             raise ValueError("max_tokens is missing")
-        end_id = _int(request, "END_ID", None)
-        pad_id = _int(request, "PAD_ID", None)
-        end_id = self.tokenizer.eos_id if end_id is None else end_id
-        pad_id = end_id if pad_id is None else pad_id
+        end_ids = _per_row(_ints(request, "END_ID"), batch, self.tokenizer.eos_id)
+        pad_ids = [
+            e if p is None else p
+            for p, e in zip(_optional_rows(request, "PAD_ID", batch), end_ids, strict=True)
+        ]
+        width = max(len(ids) for ids in prompts)
+        input_ids = np.full((batch, width), pad_ids[0], dtype=np.int32)
+        for row, ids in enumerate(prompts):
+            input_ids[row, : len(ids)] = ids
+        column = lambda values: np.asarray(values, dtype=np.int32).reshape(batch, 1)  # noqa: E731
         tensors = [
-            pb_utils.Tensor("INPUT_ID", np.asarray([ids], dtype=np.int32)),
-            pb_utils.Tensor("REQUEST_INPUT_LEN", np.asarray([[len(ids)]], dtype=np.int32)),
-            pb_utils.Tensor("REQUEST_OUTPUT_LEN", np.asarray([[output_len]], dtype=np.int32)),
-            pb_utils.Tensor("BAD_WORDS_IDS", self._word_list(_strings(request, "BAD_WORDS_DICT"))),
-            pb_utils.Tensor("STOP_WORDS_IDS", self._word_list(_strings(request, "STOP_WORDS_DICT"))),
-            pb_utils.Tensor("EMBEDDING_BIAS", np.zeros((1, 0), dtype=np.float32)),
-            pb_utils.Tensor("OUT_END_ID", np.asarray([[end_id]], dtype=np.int32)),
-            pb_utils.Tensor("OUT_PAD_ID", np.asarray([[pad_id]], dtype=np.int32)),
+            pb_utils.Tensor("INPUT_ID", input_ids),
+            pb_utils.Tensor("REQUEST_INPUT_LEN", column([len(ids) for ids in prompts])),
+            pb_utils.Tensor("REQUEST_OUTPUT_LEN", column(_per_row(output_len, batch, 0))),
+            pb_utils.Tensor("BAD_WORDS_IDS", self._word_lists(_rows(request, "BAD_WORDS_DICT"), batch)),
+            pb_utils.Tensor("STOP_WORDS_IDS", self._word_lists(_rows(request, "STOP_WORDS_DICT"), batch)),
+            pb_utils.Tensor("EMBEDDING_BIAS", np.zeros((batch, 0), dtype=np.float32)),
+            pb_utils.Tensor("OUT_END_ID", column(end_ids)),
+            pb_utils.Tensor("OUT_PAD_ID", column(pad_ids)),
         ]
         return pb_utils.InferenceResponse(output_tensors=tensors)
+
+
+def _optional_rows(request: Any, name: str, batch: int) -> list[int | None]:
+    values = _ints(request, name)
+    if values is None:
+        return [None] * batch
+    return list(_per_row(values, batch, 0))

@@ -14,6 +14,7 @@ so the text reads as text and repeats exactly for the same seed.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import deque
@@ -132,16 +133,21 @@ class Generator:
                 return found
         return self.spaced_starts if history else self.starts
 
-    def choose(self, history: list[int], rng: random.Random, *, greedy: bool, banned: set[int]) -> int:
+    def choose(
+        self, history: list[int], rng: random.Random, *, greedy: bool, banned: set[int]
+    ) -> tuple[int, float]:
+        """The next token and its log probability under the chain (its share of the candidate pool)."""
         for pool in (self.candidates(history), self.spaced_starts, self.starts):
             allowed = [t for t in pool if t not in banned] if banned else pool
             if allowed:
                 if greedy:
-                    return max(sorted(set(allowed)), key=allowed.count)
-                return allowed[rng.randrange(len(allowed))]
+                    token = max(sorted(set(allowed)), key=allowed.count)
+                else:
+                    token = allowed[rng.randrange(len(allowed))]
+                return token, math.log(allowed.count(token) / len(allowed))
         for token in range(3, self.vocab_size):
             if token not in banned:
-                return token
+                return token, math.log(1.0 / self.vocab_size)
         raise RequestError("bad_words exclude every token of the vocabulary")
 
 
@@ -166,6 +172,8 @@ class RequestSpec:
     first_scheduled_ns: int = 0
     remaining: int = 0
     cancelled: bool = False
+    stopped: bool = False
+    """Set by a stop request: every sequence ends at the next iteration with what it has so far."""
 
 
 @dataclass
@@ -174,6 +182,7 @@ class Sequence:
     index: int
     rng: random.Random
     generated: list[int] = field(default_factory=list)
+    log_probs: list[float] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)
     first_token_ns: int = 0
     last_token_ns: int = 0
@@ -194,6 +203,8 @@ class Emission:
     tokens: list[int]
     sequence_finished: bool
     request_finished: bool
+    generated: int = 0
+    """How many of ``tokens`` are generated ones (the rest is the echoed prompt)."""
 
 
 def validate(spec: RequestSpec, limits: Limits, beam_width: int) -> None:
@@ -239,6 +250,10 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.active: list[Sequence] = []
         self.kv_used = 0
+        self.iterations = 0
+        self.context_requests = 0
+        """Sequences that ran their context phase in the latest iteration."""
+        self.context_tokens = 0
 
     def submit(self, spec: RequestSpec) -> None:
         spec.remaining = spec.num_sequences
@@ -274,6 +289,8 @@ class Scheduler:
             admitted.append(seq)
             if not seq.request.first_scheduled_ns:
                 seq.request.first_scheduled_ns = now
+        self.context_requests = len(admitted)
+        self.context_tokens = context_tokens
         return admitted
 
     def iteration_seconds(self, admitted: list[Sequence]) -> float:
@@ -293,14 +310,19 @@ class Scheduler:
 
     def step(self) -> None:
         """Produce one token for every active sequence (the first token for newly admitted ones)."""
+        self.iterations += 1
         for seq in self.active:
             seq.started = True
-            token = self._next_token(seq)
             spec = seq.request
+            if spec.stopped:
+                seq.finished = True
+                continue
+            token, log_prob = self._next_token(seq)
             if token == spec.end_id:
                 seq.finished = True
                 continue
             seq.generated.append(token)
+            seq.log_probs.append(log_prob)
             seq.pending.append(token)
             if len(seq.generated) >= spec.max_new_tokens or self._hit_stop_word(seq):
                 seq.finished = True
@@ -319,14 +341,16 @@ class Scheduler:
                     seq.last_token_ns = now
                 send_now = spec.streaming or seq.finished
                 tokens: list[int] = []
+                generated = 0
                 if send_now:
+                    generated = len(seq.pending) if spec.streaming else len(seq.generated)
                     tokens = seq.pending if spec.streaming else self._final_tokens(seq)
                     seq.pending = []
                 if seq.finished:
                     spec.remaining -= 1
                     self.kv_used -= seq.kv_tokens
                 if send_now and (tokens or seq.finished):
-                    emissions.append(Emission(seq, tokens, seq.finished, spec.remaining == 0))
+                    emissions.append(Emission(seq, tokens, seq.finished, spec.remaining == 0, generated))
             if not seq.finished:
                 still_active.append(seq)
         self.active = still_active
@@ -343,16 +367,20 @@ class Scheduler:
         self.waiting = deque(s for s in self.waiting if s.request is not spec)
         return True
 
+    def stop(self, spec: RequestSpec) -> None:
+        """End a request at the next iteration, keeping what it generated (TRT-LLM's stop request)."""
+        spec.stopped = True
+
     def _final_tokens(self, seq: Sequence) -> list[int]:
         spec = seq.request
         return seq.generated if spec.exclude_input else spec.prompt + seq.generated
 
-    def _next_token(self, seq: Sequence) -> int:
+    def _next_token(self, seq: Sequence) -> tuple[int, float]:
         spec = seq.request
         n = len(seq.generated)
         may_end = n >= spec.min_tokens
         if may_end and self.settings.eos_probability and seq.rng.random() < self.settings.eos_probability:
-            return spec.end_id
+            return spec.end_id, math.log(self.settings.eos_probability)
         history = spec.prompt + seq.generated
         banned = self._banned(history, spec.bad_words)
         if not may_end:
