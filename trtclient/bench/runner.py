@@ -34,6 +34,7 @@ from trtclient.bench.schedule import (
     worker_start_offsets,
 )
 from trtclient.bench.workload import Prompt, TokenCounter, Workload
+from trtclient.metrics import ttft_ns
 from trtclient.protocol import error_kind, make_request
 from trtclient.records import ArrivalClock, JsonlSink, RequestRecord
 from trtclient.schema import GenerateRequest, StreamChunk
@@ -338,6 +339,9 @@ class Runner:
         if record.status == "ok":
             c.ok += 1
             c.output_tokens += record.output_tokens or 0
+            ttft = ttft_ns(record)
+            if ttft is not None:
+                c.recent_ttft_ns.append(ttft)
         elif record.status == "failed":
             c.failed += 1
         else:
