@@ -139,17 +139,17 @@ class SearchLimits:
 
     def __post_init__(self) -> None:
         if not self.start_rate > 0:
-            raise ValueError("the start rate must be positive")
+            raise ValueError("--start-rate must be positive")
         if not self.growth > 1:
-            raise ValueError("the growth factor must be above 1")
+            raise ValueError("--growth must be above 1")
         if not 0 < self.resolution < 1:
-            raise ValueError("the resolution must be between 0 and 1 (e.g. 0.1 for 10%)")
+            raise ValueError("--resolution must be between 0 and 1 (e.g. 0.1 for 10%)")
         if self.max_steps < 1:
-            raise ValueError("at least one step is needed")
+            raise ValueError("--max-steps must be at least 1")
         if self.repeats < 1:
-            raise ValueError("repeats must be at least 1")
+            raise ValueError("--repeats must be at least 1")
         if not 0 <= self.max_failed_fraction < 1:
-            raise ValueError("the failure threshold must be a fraction below 1")
+            raise ValueError("--max-failed must be a share below 100%")
 
 
 @dataclass(frozen=True)
