@@ -91,3 +91,7 @@ def test_sweep_json_has_one_bench_entry_per_level(
     assert [row.split()[0] for row in rows] == ["c=1", "c=2", "c=4"]
     for png in ("throughput_latency.png", "tokens_per_user.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Our fresh run beside a GenAI-Perf export of the same shape.
+    genai = Path(__file__).parents[1] / "unit" / "fixtures" / "compare" / "profile_export_genai_perf.json"
+    assert main(["compare", str(single), str(genai)]) == 0
+    assert "(genai-perf)" in capsys.readouterr().out
