@@ -27,6 +27,7 @@ from trtclient.bench.scrape import MetricsScraper
 from trtclient.bench.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.client import AsyncTritonClient
 from trtclient.errors import TritonError
+from trtclient.prometheus import Sample
 from trtclient.protocol import ModelInputs, Timeout, redact_url
 from trtclient.records import JsonlSink, RequestRecord
 from trtclient.timing import EPOCH_OFFSET_NS
@@ -79,6 +80,8 @@ class BenchOutcome:
 
     report: Report
     result: RunResult
+    server_scrapes: list[tuple[int, list[Sample]]] = field(default_factory=list)
+    """Each /metrics scrape with its ``now_ns()`` time (for plots of the server over time)."""
 
 
 def describe_shape(shape: LoadShape) -> str:
@@ -256,4 +259,5 @@ async def run_bench(
         warnings=client_warnings(run_metrics, result.client),
         notes=notes,
     )
-    return BenchOutcome(report=report, result=result)
+    scrapes = list(zip(scraper.stamps_ns, scraper.scrapes, strict=True)) if scraper is not None else []
+    return BenchOutcome(report=report, result=result, server_scrapes=scrapes)

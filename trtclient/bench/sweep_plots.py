@@ -15,7 +15,7 @@ from typing import Any
 from trtclient.bench.figures import key_figures, level_label
 from trtclient.bench.plots import _pyplot
 
-__all__ = ["Series", "write_sweep_plots"]
+__all__ = ["Series", "slo_against_rate", "write_sweep_plots"]
 
 #: (name, bench summaries of its levels in order)
 Series = tuple[str, Sequence[Mapping[str, Any]]]
@@ -103,3 +103,34 @@ def _tokens_per_user(plt: Any, series: Sequence[Series], title: str, path: Path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def slo_against_rate(steps: Sequence[Mapping[str, Any]], slos: Mapping[str, float], title: str) -> bytes:
+    """Each SLO's figure at every capacity step against the offered rate, its limit drawn across."""
+    from trtclient.bench.figures import stat
+    from trtclient.bench.run_plots import png_bytes
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        1, len(slos), figsize=(6.5 * len(slos), 4.8), layout="constrained", squeeze=False
+    )
+    for ax, (key, limit) in zip(axes[0], slos.items(), strict=True):
+        metric, statistic = key.split(":")
+        for passed, colour, label in ((True, COLOURS[2], "holds"), (False, COLOURS[1], "breaks")):
+            points = [
+                (float(s["rate"]), stat(s, metric, statistic))
+                for s in steps
+                if bool(s.get("passed")) == passed and "schema" in s
+            ]
+            xs = [x for x, y in points if y is not None]
+            ys = [y for _, y in points if y is not None]
+            ax.scatter(xs, ys, color=colour, s=30, label=f"step {label}", zorder=3)
+        ax.axhline(limit, color="#444444", linestyle="--", label=f"SLO {limit:g} ms")
+        ax.set_xlabel("offered rate (requests/s)")
+        ax.set_ylabel(f"{metric} {statistic} (ms)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    fig.suptitle(_wrap(f"SLO figures against the offered rate · {title}"), fontsize=10)
+    return png_bytes(fig)
