@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck unit integration setup clean
+.PHONY: demo test bench lint typecheck unit integration setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	$(BIN)/trtclient setup
 
+# Headless Chromium opens the HTML reports in the tests; Debian's package, installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+
 demo: setup
 	$(BIN)/trtclient bench
 
@@ -31,7 +37,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy trtclient
 
-test: setup lint typecheck
+test: setup browser lint typecheck
 	$(BIN)/pytest
 
 bench: setup

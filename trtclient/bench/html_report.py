@@ -78,8 +78,8 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str
     return out
 
 
-def _config_section(config: Mapping[str, Any]) -> str:
-    return "<h2>Configuration</h2>" + _table(["setting", "value"], _flatten(config), text_columns=2)
+def _config_section(config: Mapping[str, Any], note: str = "") -> str:
+    return f"<h2>Configuration</h2>{note}" + _table(["setting", "value"], _flatten(config), text_columns=2)
 
 
 def _key_table(first: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
@@ -152,7 +152,8 @@ def sweep_html(document: Mapping[str, Any], title: str) -> str:
     ]
     body += ["<h2>Figures</h2>", *_sweep_figures(summaries, title, "sweep")]
     if summaries:
-        body.append(_config_section(summaries[0].get("config", {})))
+        note = "<p>Of the first level; the levels differ only in their load.</p>"
+        body.append(_config_section(summaries[0].get("config", {}), note))
     return _page(title, body)
 
 
@@ -199,5 +200,6 @@ def capacity_html(document: Mapping[str, Any], title: str) -> str:
     ]
     body += _sweep_figures(measured, title, "capacity steps")
     if measured:
-        body.append(_config_section(measured[0].get("config", {})))
+        note = "<p>Of the first step; the steps differ only in their rate.</p>"
+        body.append(_config_section(steps[0].get("config", {}), note))
     return _page(title, body)

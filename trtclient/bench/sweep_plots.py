@@ -111,9 +111,8 @@ def slo_against_rate(steps: Sequence[Mapping[str, Any]], slos: Mapping[str, floa
     from trtclient.bench.run_plots import png_bytes
 
     plt = _pyplot()
-    fig, axes = plt.subplots(
-        1, len(slos), figsize=(6.5 * len(slos), 4.8), layout="constrained", squeeze=False
-    )
+    width = max(10.0, 6.5 * len(slos))
+    fig, axes = plt.subplots(1, len(slos), figsize=(width, 4.8), layout="constrained", squeeze=False)
     for ax, (key, limit) in zip(axes[0], slos.items(), strict=True):
         metric, statistic = key.split(":")
         for passed, colour, label in ((True, COLOURS[2], "holds"), (False, COLOURS[1], "breaks")):
@@ -132,5 +131,5 @@ def slo_against_rate(steps: Sequence[Mapping[str, Any]], slos: Mapping[str, floa
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
-    fig.suptitle(_wrap(f"SLO figures against the offered rate · {title}"), fontsize=10)
+    fig.suptitle(_wrap(f"SLO figures against the offered rate · {title}", int(11 * width)), fontsize=10)
     return png_bytes(fig)
