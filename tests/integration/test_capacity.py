@@ -46,7 +46,7 @@ def test_capacity_answer_holds_in_a_separate_bench_and_half_again_breaks(
     out = tmp_path / "capacity.json"
     code = main(
         ["capacity", *target(two_slot_server), "--slo", f"ttft:p99={SLO_MS:g}", "--start-rate", "2",
-         *WORKLOAD, "--json", str(out)]
+         *WORKLOAD, "--json", str(out), "--html", str(tmp_path / "capacity.html")]
     )  # fmt: skip
     assert code == 0
     console = capsys.readouterr().out
@@ -62,6 +62,7 @@ def test_capacity_answer_holds_in_a_separate_bench_and_half_again_breaks(
     for step in document["steps"]:
         assert step["schema"] == "trtclient.bench/1" and step["config"]["load"]["rate"] == step["rate"]
         assert step["passed"] == (step["ttft_ms"]["p99"] <= SLO_MS and step["requests"]["failed"] == 0)
+    assert f"{rate:g} req/s meets every SLO" in (tmp_path / "capacity.html").read_text()
     # The answer, checked by runs the search did not make.
     assert bench_ttft_p99(two_slot_server, rate, tmp_path / "at_r.json") <= SLO_MS
     assert bench_ttft_p99(two_slot_server, 1.5 * rate, tmp_path / "at_1.5r.json") > SLO_MS
@@ -73,7 +74,8 @@ def test_sweep_json_has_one_bench_entry_per_level(
     sweep, single = tmp_path / "sweep.json", tmp_path / "bench.json"
     code = main(
         ["sweep", *target(two_slot_server), "--concurrency", "1:4:2", "--requests", "6", "--max-tokens", "4",
-         "--warmup", "1", "--json", str(sweep), "--plots", str(tmp_path / "plots")]
+         "--warmup", "1", "--json", str(sweep), "--plots", str(tmp_path / "plots"),
+         "--html", str(tmp_path / "sweep.html")]
     )  # fmt: skip
     assert code == 0
     table = capsys.readouterr().out
@@ -91,6 +93,8 @@ def test_sweep_json_has_one_bench_entry_per_level(
     assert [row.split()[0] for row in rows] == ["c=1", "c=2", "c=4"]
     for png in ("throughput_latency.png", "tokens_per_user.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "sweep.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "c=4" in page  # opened in test_html_report
     # Our fresh run beside a GenAI-Perf export of the same shape.
     genai = Path(__file__).parents[1] / "unit" / "fixtures" / "compare" / "profile_export_genai_perf.json"
     assert main(["compare", str(single), str(genai)]) == 0

@@ -115,12 +115,13 @@ def run(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.clear()
     interrupted = len(runs) < len(levels) or any(r.outcome and r.outcome.report.interrupted for r in runs)
-    print(format_sweep(runs), flush=True)
     document = sweep_json(kind, runs, interrupted)
-    if args.json:
-        write_sweep_json(document, args.json)
     summaries = [entry for entry in document["levels"] if "schema" in entry]
     title = sweep_title(kind, levels, summaries)
+    print(title)
+    print(format_sweep(runs), flush=True)
+    if args.json:
+        write_sweep_json(document, args.json)
     if args.plots:
         from trtclient.bench.plots import PlotsUnavailable
         from trtclient.bench.sweep_plots import write_sweep_plots
