@@ -96,3 +96,11 @@ def test_files_that_are_not_summaries_are_refused(tmp_path: Path) -> None:
         load_run(bad)
     with pytest.raises(CompareError, match="not a summary compare knows"):
         load_run(other)
+
+
+def test_files_of_the_same_name_are_told_apart_by_their_path(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / AIPERF.name).write_text(AIPERF.read_text())
+    lines = compare_table([load_run(tmp_path / n / AIPERF.name) for n in ("a", "b")])
+    assert str(tmp_path / "a" / AIPERF.name) in lines[0] and str(tmp_path / "b" / AIPERF.name) in lines[0]

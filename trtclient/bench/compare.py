@@ -150,7 +150,10 @@ def compare_table(runs: Sequence[Run]) -> list[str]:
     """
     check_comparable(runs)
     base = runs[0]
-    header = ["figure", *(f"{r.name} ({r.kind})" for r in runs)]
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):  # e.g. two profile_export_aiperf.json from different directories
+        names = [str(r.path) for r in runs]
+    header = ["figure", *(f"{name} ({r.kind})" for name, r in zip(names, runs, strict=True))]
     rows: list[list[str]] = []
     if base.kind == "capacity":
         rates = [r.max_rate for r in runs]
