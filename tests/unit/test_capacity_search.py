@@ -184,3 +184,14 @@ def test_the_same_slo_twice_is_refused() -> None:
 
 def test_nice_rates() -> None:
     assert [nice_rate(r) for r in (5.3333, 0.123456, 123.456, 1234.5)] == [5.33, 0.123, 123.0, 1230.0]
+
+
+def test_a_step_whose_every_request_failed_stops_the_search() -> None:
+    def measure(rate: float) -> StepResult:
+        failed = 30 if rate >= 4 else 0
+        return StepResult(rate, {"ttft:p99": None if failed else 100.0}, sent=30, failed=failed, seconds=1.0)
+
+    answer = run_search(CapacitySearch([TTFT], SearchLimits(margin=0.0)), measure)
+    assert [s.rate for s in answer.steps] == [1, 2, 4]
+    assert answer.stopped == "every request at 4 req/s failed (30 of 30)"
+    assert answer.max_rate == 2 and answer.breaks is not None and answer.breaks.rate == 4

@@ -15,7 +15,8 @@ deterministic fakes.
 A step breaks when any SLO's figure exceeds its limit, when the figure is undefined (no successful
 request), or when more than ``max_failed_fraction`` of its requests failed. ``max_steps`` and
 ``time_budget_s`` (the sum of the runs' durations) bound the search; when they end it, the answer is
-the best bracket found so far.
+the best bracket found so far. A step that cannot run, or whose every request failed, ends the search
+with the reason.
 """
 
 from __future__ import annotations
@@ -300,6 +301,12 @@ class CapacitySearch:
         if result.error is not None:
             self._pending = []
             self.stopped = f"the run at {result.rate:g} req/s could not run: {result.error}"
+            return step
+        if result.sent and result.failed == result.sent:
+            # Not a latency verdict: the server (or the way to it) is broken, so lower rates say nothing.
+            self._pending = []
+            self.verdicts[result.rate] = Verdict(result.rate, False, 1, 1, step)
+            self.stopped = f"every request at {result.rate:g} req/s failed ({result.failed} of {result.sent})"
             return step
         if not self._pending and not step.borderline:
             self.verdicts[result.rate] = Verdict(result.rate, step.passed, 1, 1, step)
