@@ -18,6 +18,7 @@ from trtclient.bench.capacity import (
     SloError,
     StepResult,
     nice_rate,
+    pace_ratio,
     parse_slo,
     run_search,
 )
@@ -195,3 +196,22 @@ def test_a_step_whose_every_request_failed_stops_the_search() -> None:
     assert [s.rate for s in answer.steps] == [1, 2, 4]
     assert answer.stopped == "every request at 4 req/s failed (30 of 30)"
     assert answer.max_rate == 2 and answer.breaks is not None and answer.breaks.rate == 4
+
+
+def test_a_server_falling_behind_breaks_whatever_its_percentiles() -> None:
+    # Above 5 req/s the queue grows: completions lag arrivals, though a short step's TTFT still looks fine.
+    def measure(rate: float) -> StepResult:
+        pace = 1.0 if rate <= 5 else 5 / rate
+        return StepResult(rate, {"ttft:p99": 100.0}, sent=40, failed=0, seconds=5.0, pace=pace)
+
+    answer = run_search(CapacitySearch([TTFT], SearchLimits(margin=0.0, max_shortfall=0.1)), measure)
+    assert answer.max_rate is not None and 5 <= answer.max_rate <= 5.5
+    assert answer.breaks is not None and "fell behind" in answer.breaks.evidence.reasons[0]
+
+
+def test_pace_is_arrival_span_over_completion_span() -> None:
+    second = 1_000_000_000
+    arrivals = [0, second, 2 * second, 3 * second]
+    assert pace_ratio(arrivals, [a + 300_000_000 for a in arrivals]) == 1.0  # kept up
+    assert pace_ratio(arrivals, [0, 2 * second, 4 * second, 6 * second]) == 0.5  # half as fast
+    assert pace_ratio(arrivals[:2], arrivals[:2]) is None  # too few to say

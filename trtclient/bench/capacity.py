@@ -13,10 +13,12 @@ deterministic fakes.
    up to ``repeats`` times, until a majority agrees; that agreement is the answer's confidence.
 
 A step breaks when any SLO's figure exceeds its limit, when the figure is undefined (no successful
-request), or when more than ``max_failed_fraction`` of its requests failed. ``max_steps`` and
-``time_budget_s`` (the sum of the runs' durations) bound the search; when they end it, the answer is
-the best bracket found so far. A step that cannot run, or whose every request failed, ends the search
-with the reason.
+request), when more than ``max_failed_fraction`` of its requests failed, or when the server fell behind:
+its requests completed at less than ``1 - max_shortfall`` of the pace they arrived (:func:`pace_ratio`),
+so a queue grew all through the step and its percentiles only depend on how long the step ran.
+``max_steps`` and ``time_budget_s`` (the sum of the runs' durations) bound the search; when they end
+it, the answer is the best bracket found so far. A step that cannot run, or whose every request
+failed, ends the search with the reason.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "SloError",
     "Step",
     "StepResult",
+    "pace_ratio",
     "parse_slo",
     "run_search",
 ]
@@ -105,6 +108,8 @@ class StepResult:
     """The run's bench JSON summary, kept in the answer."""
     error: str | None = None
     """Why the run could not happen at all (the search stops)."""
+    pace: float | None = None
+    """Completion pace over arrival pace (1.0: the server kept up; see :func:`pace_ratio`)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ class SearchLimits:
     repeats: int = 3
     margin: float = 0.1
     max_failed_fraction: float = 0.01
+    max_shortfall: float = 0.1
+    """A step whose requests completed this much slower than they arrived breaks (a growing queue)."""
 
     def __post_init__(self) -> None:
         if not self.start_rate > 0:
@@ -149,6 +156,8 @@ class SearchLimits:
             raise ValueError("--max-steps must be at least 1")
         if self.repeats < 1:
             raise ValueError("--repeats must be at least 1")
+        if not 0 < self.max_shortfall < 1:
+            raise ValueError("--max-shortfall must be a share between 0 and 100%")
         if not 0 <= self.max_failed_fraction < 1:
             raise ValueError("--max-failed must be a share below 100%")
 
@@ -229,6 +238,10 @@ class CapacitySearch:
             reasons.append(
                 f"{result.failed} of {result.sent} requests failed "
                 f"(more than {self.limits.max_failed_fraction:.0%})"
+            )
+        if result.pace is not None and result.pace < 1 - self.limits.max_shortfall:
+            reasons.append(
+                f"the server fell behind: requests completed at {result.pace:.0%} of the pace they arrived"
             )
         for slo in self.slos:
             value = result.figures_ms.get(slo.key)
@@ -340,6 +353,21 @@ class CapacitySearch:
             stopped=self.stopped or "not finished",
             steps=tuple(self.steps),
         )
+
+
+def pace_ratio(intended_ns: Sequence[int], ends_ns: Sequence[int]) -> float | None:
+    """(span of the intended starts) / (span of the completions) of a step's requests.
+
+    About 1 when the server keeps up (completions follow arrivals, whatever their randomness); below 1
+    when requests complete slower than they arrive. None with fewer than three requests.
+    """
+    if len(intended_ns) < 3 or len(ends_ns) < 3:
+        return None
+    arrivals = max(intended_ns) - min(intended_ns)
+    completions = max(ends_ns) - min(ends_ns)
+    if arrivals <= 0 or completions <= 0:
+        return None
+    return arrivals / completions
 
 
 def run_search(search: CapacitySearch, measure: Callable[[float], StepResult]) -> Answer:

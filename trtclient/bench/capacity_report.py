@@ -28,8 +28,10 @@ __all__ = [
 CAPACITY_SCHEMA = "trtclient.capacity/1"
 
 
-def step_result(rate: float, summary: Mapping[str, Any], slos: Sequence[Slo]) -> StepResult:
-    """A run's bench JSON summary as the search's :class:`StepResult`."""
+def step_result(
+    rate: float, summary: Mapping[str, Any], slos: Sequence[Slo], pace: float | None = None
+) -> StepResult:
+    """A run's bench JSON summary (and its :func:`~trtclient.bench.capacity.pace_ratio`) as a step."""
     requests = summary.get("requests") or {}
     return StepResult(
         rate=rate,
@@ -38,6 +40,7 @@ def step_result(rate: float, summary: Mapping[str, Any], slos: Sequence[Slo]) ->
         failed=int(requests.get("failed", 0)),
         seconds=float((summary.get("client") or {}).get("wall_s", 0.0)),
         summary=summary,
+        pace=pace,
     )
 
 
@@ -194,6 +197,7 @@ def answer_json(answer: Answer, slos: Sequence[Slo], limits: SearchLimits) -> di
             "repeats": limits.repeats,
             "borderline_margin": limits.margin,
             "max_failed_fraction": limits.max_failed_fraction,
+            "max_shortfall": limits.max_shortfall,
         },
         "steps": [
             {
@@ -202,6 +206,7 @@ def answer_json(answer: Answer, slos: Sequence[Slo], limits: SearchLimits) -> di
                 "attempt": s.attempt,
                 "borderline": s.borderline,
                 "reasons": list(s.reasons),
+                "pace": s.result.pace,
                 **({"error": s.result.error} if s.result.error else {}),
                 **s.result.summary,
             }

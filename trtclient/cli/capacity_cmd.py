@@ -5,7 +5,8 @@
 Grows the rate from --start-rate by --growth until an SLO breaks, then bisects until the holding and
 breaking rates are within --resolution; each step is a full bench run with its own warm-up and
 --requests/--duration. A step whose figure lies within --borderline of a limit is repeated (up to
---repeats runs) until a majority agrees. More than --max-failed of a step's requests failing breaks it.
+--repeats runs) until a majority agrees. More than --max-failed of a step's requests failing breaks it,
+and so does a server falling behind (requests completing --max-shortfall slower than they arrive).
 The answer comes with its evidence, its confidence and the server's /metrics at the bracketing rates.
 """
 
@@ -75,6 +76,12 @@ def register(subparsers: Any) -> None:
         metavar="PCT",
         help="a step with more failed requests breaks (default: 1%%)",
     )
+    search.add_argument(
+        "--max-shortfall",
+        default="10%",
+        metavar="PCT",
+        help="a step whose requests complete this much slower than they arrive breaks (default: 10%%)",
+    )
     borrow_bench_arguments(p, EXCLUDED, titles={"load shape (one of; default: --burst 20)": "each step"})
     out = p.add_argument_group("capacity outputs")
     out.add_argument("--json", type=Path, metavar="FILE", help='write {"max_rate", "slos", "steps": [...]}')
@@ -83,14 +90,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _fraction(text: str) -> float:
+def _fraction(text: str, flag: str) -> float:
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise UsageError(f"--max-failed expects a share such as 1% or 0.01, got {text!r}") from None
+        raise UsageError(f"{flag} expects a share such as 10% or 0.1, got {text!r}") from None
     if not 0 <= value < 1:
-        raise UsageError(f"--max-failed must be at least 0 and under 100%, got {text!r}")
+        raise UsageError(f"{flag} must be at least 0 and under 100%, got {text!r}")
     return value
 
 
@@ -108,7 +115,8 @@ def _search(args: argparse.Namespace) -> tuple[Any, Any]:
             time_budget_s=budget,
             repeats=args.repeats,
             margin=args.borderline,
-            max_failed_fraction=_fraction(args.max_failed),
+            max_failed_fraction=_fraction(args.max_failed, "--max-failed"),
+            max_shortfall=_fraction(args.max_shortfall, "--max-shortfall"),
         )
         return slos, CapacitySearch(slos, limits)
     except (SloError, ValueError) as exc:
@@ -156,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 async def _drive(
     search: Any, slos: Any, spec_for: Any, target: Any, stop: asyncio.Event, progress: Any
 ) -> None:
-    from trtclient.bench.capacity import StepResult
+    from trtclient.bench.capacity import StepResult, pace_ratio
     from trtclient.bench.capacity_report import step_result
     from trtclient.bench.report import to_json
     from trtclient.bench.session import BenchError, run_bench
@@ -186,7 +194,9 @@ async def _drive(
         if outcome.report.interrupted:
             search.stopped = "interrupted"
             return
-        step = search.record(step_result(rate, to_json(outcome.report), slos))
+        measured = [r for r in outcome.result.records if not r.warmup and r.status == "ok"]
+        pace = pace_ratio([r.intended_ns for r in measured], [r.end_ns for r in measured if r.end_ns])
+        step = search.record(step_result(rate, to_json(outcome.report), slos, pace))
         if progress is not None:
             verdict = "holds" if step.passed else "breaks: " + "; ".join(step.reasons)
             progress.note(f"step {len(search.steps)}: {rate:g} req/s {verdict}")
