@@ -19,10 +19,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trtclient.cli import bench_cmd
+
+# The bench command's argument reading, in one place for sweep and capacity.
+from trtclient.cli.bench_cmd import build_spec, check_url, parse_seconds
 from trtclient.cli.common import UsageError
 
 __all__ = [
     "Target",
+    "build_spec",
+    "check_url",
+    "parse_seconds",
     "borrow_bench_arguments",
     "default_tokenizer",
     "level_args",
@@ -103,8 +109,8 @@ def default_tokenizer(args: argparse.Namespace) -> Callable[[], Path] | None:
 def serve_target(args: argparse.Namespace) -> Iterator[Target]:
     """``--url`` as given, or the embedded Triton started for the whole command and stopped after it."""
     if args.url:
-        url = bench_cmd.check_url(args.url, args.transport)
-        metrics = bench_cmd.check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
+        url = check_url(args.url, args.transport)
+        metrics = check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
         yield Target(url, metrics, {"server": "external"})
         return
     from trtclient.server.launcher import EmbeddedTriton

@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trtclient.cli import bench_cmd
 from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
+    build_spec,
     default_tokenizer,
     level_args,
+    parse_seconds,
     run_until_signal,
     serve_target,
 )
@@ -104,7 +105,7 @@ def _fraction(text: str, flag: str) -> float:
 def _search(args: argparse.Namespace) -> tuple[Any, Any]:
     from trtclient.bench.capacity import CapacitySearch, SearchLimits, SloError, parse_slo
 
-    budget = bench_cmd.parse_seconds(args.time_budget, "--time-budget") if args.time_budget else None
+    budget = parse_seconds(args.time_budget, "--time-budget") if args.time_budget else None
     try:
         slos = [parse_slo(text) for text in args.capacity_slo]
         limits = SearchLimits(
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = default_tokenizer(args)
 
     def spec_for(rate: float) -> Any:
-        return bench_cmd.build_spec(level_args(args, rate=rate, slo=[]), default_tokenizer=tokenizer)
+        return build_spec(level_args(args, rate=rate, slo=[]), default_tokenizer=tokenizer)
 
     spec_for(search.limits.start_rate)  # bad flags fail here, before a server starts
     progress = LiveProgress(sys.stderr) if args.progress is not False else None

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trtclient.cli import bench_cmd
 from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
+    build_spec,
     default_tokenizer,
     level_args,
     run_until_signal,
@@ -92,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
     specs = []
     for level in levels:
         value: float | int = int(level) if kind == "concurrency" else level
-        specs.append(
-            (level, bench_cmd.build_spec(level_args(args, **{kind: value}), default_tokenizer=tokenizer))
-        )
+        specs.append((level, build_spec(level_args(args, **{kind: value}), default_tokenizer=tokenizer)))
     progress = LiveProgress(sys.stderr) if args.progress is not False else None
     with serve_target(args) as target:
         try:
