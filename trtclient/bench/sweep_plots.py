@@ -70,7 +70,7 @@ def _throughput_latency(plt: Any, series: Sequence[Series], title: str, path: Pa
                 if stat == "p99":
                     for x, y, text in zip(xs, ys, names, strict=True):
                         ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.margins(x=0.1, y=0.1)
+        ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("throughput (successful requests/s)")
         ax.set_ylabel(f"{name} (ms)")
         ax.set_xlim(left=0)
@@ -92,7 +92,7 @@ def _tokens_per_user(plt: Any, series: Sequence[Series], title: str, path: Path)
         ax.plot(xs, ys, "-", marker="o", color=colour, label=label)
         for x, y, text in zip(xs, ys, names, strict=True):
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.margins(x=0.1, y=0.1)
+    ax.margins(x=0.15, y=0.12)
     ax.set_xlabel("tokens/s per user (1000 / mean TPOT ms)")
     ax.set_ylabel("total output tokens/s")
     ax.set_xlim(left=0)
