@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck unit integration setup clean
+.PHONY: demo test bench lint typecheck unit integration setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 # cached under ~/.cache/trtclient (or $$TRTCLIENT_CACHE_DIR).
 setup: $(STAMP)
 	$(BIN)/trtclient setup
+
+# Headless Chromium opens the HTML reports in the tests; Debian's package, installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
 demo: setup
 	$(BIN)/trtclient bench
@@ -41,7 +47,7 @@ typecheck: $(STAMP)
 	MYPYPATH=tests/fakes:locustfiles $(BIN)/mypy $(TEST_MYPY) tests/integration tests/fakes \
 		--exclude 'tests/fakes/(inflight_batcher_llm_r24_04|user_repository)/'
 
-test: setup lint typecheck
+test: setup browser lint typecheck
 	$(BIN)/pytest
 
 unit: $(STAMP)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from trtclient.timing import now_ns
 
 __all__ = ["Counters", "ProgressLine"]
+
+#: How many of the latest TTFTs :class:`Counters` keeps.
+RECENT_TTFTS = 200
 
 
 @dataclass
@@ -22,6 +26,8 @@ class Counters:
     cancelled: int = 0
     in_flight: int = 0
     output_tokens: int = 0
+    recent_ttft_ns: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_TTFTS))
+    """TTFTs of the latest successful requests, for a live median."""
 
 
 class ProgressLine:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import ClientLoad
+from trtclient.loadtest.metrics import ttft_ns
 from trtclient.loadtest.recorder import RecordBuilder
 from trtclient.loadtest.records import JsonlSink, RequestRecord
 from trtclient.loadtest.request_options import RequestOptions
@@ -286,6 +287,9 @@ class Runner:
         if record.status == "ok":
             c.ok += 1
             c.output_tokens += record.output_tokens or 0
+            ttft = ttft_ns(record)
+            if ttft is not None:
+                c.recent_ttft_ns.append(ttft)
         elif record.status == "failed":
             c.failed += 1
         else:

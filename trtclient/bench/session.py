@@ -30,6 +30,7 @@ from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_opt
 from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
 from trtclient.loadtest.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.options import Timeout
+from trtclient.prometheus import Sample
 from trtclient.timing import EPOCH_OFFSET_NS
 from trtclient.urls import redact_url
 
@@ -79,6 +80,8 @@ class BenchOutcome:
 
     report: Report
     result: RunResult
+    server_scrapes: list[tuple[int, list[Sample]]] = field(default_factory=list)
+    """Each /metrics scrape with its ``now_ns()`` time (for plots of the server over time)."""
 
 
 def describe_shape(shape: LoadShape) -> str:
@@ -227,4 +230,5 @@ async def run_bench(
         warnings=client_warnings(run_metrics, result.client),
         notes=notes,
     )
-    return BenchOutcome(report=report, result=result)
+    scrapes = list(zip(scraper.stamps_ns, scraper.scrapes, strict=True)) if scraper is not None else []
+    return BenchOutcome(report=report, result=result, server_scrapes=scrapes)

@@ -17,7 +17,7 @@ from trtclient.cli import common
 
 __all__ = ["main"]
 
-_SUBCOMMANDS = ("serve", "setup", "bench", "generate", "build")
+_SUBCOMMANDS = ("serve", "setup", "bench", "sweep", "capacity", "compare", "generate", "build")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -299,7 +299,7 @@ def check_url(url: str, transport: str, flag: str = "--url") -> str:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse output paths that cannot be written before any load is sent."""
-    for flag in ("records", "json", "csv"):
+    for flag in ("records", "json", "csv", "html"):
         path: Path | None = getattr(args, flag)
         if path is None:
             continue

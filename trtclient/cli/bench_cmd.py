@@ -142,6 +142,7 @@ def register(subparsers: Any) -> None:
     out.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV row per request")
     out.add_argument("--records", type=Path, metavar="FILE", help="append one JSONL record per request")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
+    out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
     progress = out.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",
@@ -235,7 +236,16 @@ def _bench(
             write_plots(outcome.result.records, args.plots)
         except PlotsUnavailable as exc:
             raise UsageError(str(exc)) from None
-    written = [str(p) for p in (args.json, args.csv, args.records, args.plots) if p]
+    if args.html:
+        from trtclient.bench.html_report import bench_html, write_html
+        from trtclient.bench.plots import PlotsUnavailable
+        from trtclient.bench.report import to_json
+
+        try:
+            write_html(bench_html(to_json(report), outcome.result.records, outcome.server_scrapes), args.html)
+        except PlotsUnavailable as exc:
+            raise UsageError(str(exc)) from None
+    written = [str(p) for p in (args.json, args.csv, args.records, args.plots, args.html) if p]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
     if report.interrupted:
