@@ -202,7 +202,9 @@ async def test_warmup_flag_and_request_options() -> None:
 
 async def test_pacer_wakes_sleepers_in_deadline_order_never_early() -> None:
     woke: list[tuple[int, int]] = []
-    base = now_ns() + 5_000_000
+    # Far enough ahead that every sleeper is queued before the first deadline, even on a loaded machine
+    # (a deadline already past when its sleeper starts returns at once, out of the pacer's order).
+    base = now_ns() + 300_000_000
 
     async def sleeper(pacer: Pacer, deadline: int) -> None:
         await pacer.sleep_until(deadline)
