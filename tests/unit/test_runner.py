@@ -8,7 +8,7 @@ counts of several tokens, events without content), so each record can be checked
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -59,6 +59,10 @@ class FakeStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._events()
+
+    async def consume(self, on_chunk: Callable[[StreamChunk], None]) -> None:
+        async for chunk in self._events():
+            on_chunk(chunk)
 
     async def _events(self) -> AsyncIterator[StreamChunk]:
         for index, step in enumerate(self.script):

@@ -60,6 +60,9 @@ class ChunkStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
 
+    async def consume(self, on_chunk: Callable[[StreamChunk], None], /) -> None:
+        """Hand every chunk to ``on_chunk`` to the end of the stream."""
+
     async def __aenter__(self) -> Any: ...
 
     async def __aexit__(
@@ -283,8 +286,7 @@ class Runner:
         stream = self.client.generate_stream(request)
         live.opened(stream.head)
         async with stream:
-            async for chunk in stream:
-                live.on_chunk(chunk)
+            await stream.consume(live.on_chunk)
             live.succeeded()
 
     def _finish(self, live: RecordBuilder) -> None:
