@@ -231,8 +231,11 @@ class _BodyReader(HTTPSocketResponse):
 
 
 def _readable(sock: socket.socket) -> bool:
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    """Whether the socket has something to read now (poll, not select: select refuses descriptors
+    from 1024 up, which a process with a thousand connections has)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _address_family(host: str) -> socket.AddressFamily | None:

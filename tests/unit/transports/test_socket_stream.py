@@ -9,6 +9,8 @@ imports no locust, so it runs here on plain blocking sockets; it is loaded by pa
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import ssl
 import struct
@@ -457,3 +459,27 @@ def test_tls_connections_keep_read_stamps(certificate: tuple[str, str]) -> None:
         listener.close()
     assert [c.text for c in chunks] == ["t"]
     assert connection.stamper is None and head.arrival_clock == "read"
+
+
+def test_an_idle_connection_is_checked_whatever_its_descriptor_number() -> None:
+    """A worker with a thousand connections has descriptors from 1024 up, which select() refuses; the
+    idle check before reusing a kept connection must work there too (it failed every request)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    high = 1500
+    if hard != resource.RLIM_INFINITY and hard <= high:
+        pytest.skip(f"the descriptor limit ({hard}) does not reach {high}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, high + 1), hard))
+    a, b = socket.socketpair()
+    try:
+        os.dup2(a.fileno(), high)
+        kept = socket.socket(fileno=high)
+        try:
+            assert not sc._readable(kept)  # idle: nothing to read
+            b.close()  # the peer closes: readable (end of stream)
+            assert sc._readable(kept)
+        finally:
+            kept.close()
+    finally:
+        a.close()
+        b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
