@@ -29,7 +29,7 @@ from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.transports.aiohttp_http import map_error as map_aiohttp_error
 from trtclient.transports.httpx_http import map_error as map_httpx_error
 
-#: "async-consume" is the async client taking streams with ``consume`` (as bench does) instead of ``async for``.
+#: "async-consume": the async client taking streams with ``consume`` (as bench does), not ``async for``.
 MODES = ["async", "sync", "async-consume"]
 STREAM = "/v2/models/ensemble/generate_stream"
 GENERATE = "/v2/models/ensemble/generate"
