@@ -62,6 +62,19 @@ class _StampingHandler(_PushHandler):
         # The body aiohttp's parser is filling (a private member; without it, events after the first
         # read of a body fall back to read stamps, and the stream says so).
         self.rx = rxstamp.install(transport, lambda: getattr(self, "_payload", None))
+        if self.rx is not None:
+            self.rx.listener = self._after_read
+
+    def data_received(self, data: bytes) -> None:
+        if self.rx is None:
+            super().data_received(data)
+        else:  # a consumed body is drained once the clock has marked this read (_after_read)
+            ResponseHandler.data_received(self, data)
+
+    def _after_read(self) -> None:
+        drain = self.drain
+        if drain is not None:
+            drain()
 
 
 def make_session(
