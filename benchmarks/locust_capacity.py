@@ -26,7 +26,7 @@ with the source, so absolute figures depend on it; the ratio between the tools, 
 is the portable part.
 
 Run: ``python -m benchmarks locust_capacity``. Knobs: ``LOCUST_CAPACITY_LEVELS`` (streams per level,
-``16,64,96,128,192,256,512``), ``LOCUST_CAPACITY_WINDOW_S`` (seconds per run, 8).
+``16,64,128,256,512,768,1024``), ``LOCUST_CAPACITY_WINDOW_S`` (seconds per run, 8).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ NAME = "locust_capacity"
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS = 64
 DELAY_S = 0.020
-DEFAULT_LEVELS = "16,64,96,128,192,256,512"
+DEFAULT_LEVELS = "16,64,128,256,512,768,1024"
 LEVELS = tuple(int(n) for n in os.environ.get("LOCUST_CAPACITY_LEVELS", DEFAULT_LEVELS).split(","))
 WINDOW_S = float(os.environ.get("LOCUST_CAPACITY_WINDOW_S", "8"))
 #: One stream's length: streams start spread over it, so first tokens do not all arrive at once.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import json
 import os
 import signal
@@ -238,34 +239,25 @@ class _Connection(asyncio.Protocol):
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
         delay = self.config.delay_s
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        first_token_ns = 0
+        if delay > 0:
+            # Paced: the process's one ticker writes every stream's due tokens, one wake-up per tick.
+            done = asyncio.get_running_loop().create_future()
+            _ticker(delay).add(
+                _PacedStream(self, prefix, perf, n_out, n_in, arrival, prompt_tokens, count, done)
+            )
+            await done
+            return
         write = self.transport.write
+        first_token_ns = 0
         for index in range(count):
-            if delay > 0:
-                wait = start + (index + 1) * delay - loop.time()
-                await asyncio.sleep(max(wait, 0.0))
-            elif index:
+            if index:
                 await asyncio.sleep(0)
             if not self.writable.is_set():
                 await self.writable.wait()
             if self.closed:
                 return
-            extra = ""
-            if perf:
-                now = time.time_ns()
-                first_token_ns = first_token_ns or now
-                extra += (
-                    f',"arrival_time_ns":{arrival},"first_scheduled_time_ns":{arrival},'
-                    f'"first_token_time_ns":{first_token_ns},"last_token_time_ns":{now}'
-                )
-            if n_out:
-                extra += ',"num_output_tokens":1'
-            if n_in:
-                extra += f',"num_input_tokens":{prompt_tokens}'
-            event = f"data: {prefix}{extra}}}\n\n".encode()
-            write(b"%x\r\n%s\r\n" % (len(event), event))
+            first_token_ns = first_token_ns or time.time_ns()
+            write(_event(prefix, perf, n_out, n_in, arrival, prompt_tokens, first_token_ns))
         write(b"0\r\n\r\n")
 
     async def _generate(self, model: str, body: bytes) -> None:
@@ -290,6 +282,144 @@ class _Connection(asyncio.Protocol):
     def _close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _event(
+    prefix: str, perf: bool, n_out: bool, n_in: bool, arrival: int, prompt_tokens: int, first_token_ns: int
+) -> bytes:
+    """One token's event as an HTTP chunk; the engine stamps say "now" for the last token."""
+    extra = ""
+    if perf:
+        now = time.time_ns()
+        extra += (
+            f',"arrival_time_ns":{arrival},"first_scheduled_time_ns":{arrival},'
+            f'"first_token_time_ns":{first_token_ns or now},"last_token_time_ns":{now}'
+        )
+    if n_out:
+        extra += ',"num_output_tokens":1'
+    if n_in:
+        extra += f',"num_input_tokens":{prompt_tokens}'
+    event = f"data: {prefix}{extra}}}\n\n".encode()
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+class _PacedStream:
+    """One paced response in progress: what its events say and how many are left."""
+
+    __slots__ = (
+        "arrival",
+        "connection",
+        "count",
+        "done",
+        "first_token_ns",
+        "n_in",
+        "n_out",
+        "perf",
+        "prefix",
+        "prompt_tokens",
+        "sent",
+    )
+
+    def __init__(
+        self,
+        connection: _Connection,
+        prefix: str,
+        perf: bool,
+        n_out: bool,
+        n_in: bool,
+        arrival: int,
+        prompt_tokens: int,
+        count: int,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.connection, self.prefix, self.perf, self.n_out, self.n_in = connection, prefix, perf, n_out, n_in
+        self.arrival, self.prompt_tokens, self.count, self.done = arrival, prompt_tokens, count, done
+        self.first_token_ns = 0
+        self.sent = 0
+
+    def write_next(self) -> bool:
+        """Write the next token (or wait while the peer is not reading); False once the stream ended."""
+        connection = self.connection
+        transport = connection.transport
+        if connection.closed or transport is None:
+            self._end()
+            return False
+        if not connection.writable.is_set():
+            return True  # the peer's buffers are full: this token waits for the next tick
+        if self.sent < self.count:
+            if self.perf and not self.first_token_ns:
+                self.first_token_ns = time.time_ns()
+            transport.write(
+                _event(
+                    self.prefix,
+                    self.perf,
+                    self.n_out,
+                    self.n_in,
+                    self.arrival,
+                    self.prompt_tokens,
+                    self.first_token_ns,
+                )
+            )
+            self.sent += 1
+        if self.sent < self.count:
+            return True
+        transport.write(b"0\r\n\r\n")
+        self._end()
+        return False
+
+    def _end(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _Ticker:
+    """Every paced stream of the process on one timer: each wake-up writes all the tokens due by
+    then, so thousands of streams cost one wake-up per tick instead of one per token."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.loop = asyncio.get_running_loop()
+        self.heap: list[tuple[float, int, _PacedStream]] = []
+        self.seq = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, stream: _PacedStream) -> None:
+        self._push(self.loop.time() + self.delay_s, stream)
+
+    def _push(self, due: float, stream: _PacedStream) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (due, self.seq, stream))
+        if self.timer is None or due < self.timer.when():
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self.timer = None
+        heap = self.heap
+        now = self.loop.time()
+        due_again: list[tuple[float, _PacedStream]] = []
+        while heap and heap[0][0] <= now:
+            due, _, stream = heapq.heappop(heap)
+            if stream.write_next():
+                # A token held back by a full peer keeps its slot; the next one stays on the grid.
+                sent_now = stream.connection.writable.is_set()
+                due_again.append((due + self.delay_s if sent_now else now + 0.001, stream))
+        for due, stream in due_again:
+            self.seq += 1
+            heapq.heappush(heap, (due, self.seq, stream))
+        if heap:
+            self.timer = self.loop.call_at(heap[0][0], self._tick)
+
+
+_TICKERS: dict[float, _Ticker] = {}
+
+
+def _ticker(delay_s: float) -> _Ticker:
+    ticker = _TICKERS.get(delay_s)
+    if ticker is None:
+        ticker = _TICKERS[delay_s] = _Ticker(delay_s)
+    return ticker
 
 
 async def start_server(config: SourceConfig, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:

@@ -280,6 +280,30 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
         """Stop receiving and close the connection (cancels the request on the server)."""
         self._stop()
 
+    async def consume(self, on_chunk: Callable[[StreamChunk], None]) -> None:
+        """Call ``on_chunk`` for every chunk, in order, to the end of the stream, then close it; raise
+        what iterating would. Over HTTP the chunks are handed on from the connection's read callback,
+        with no wake-up of the calling task per event: the cheaper way to take a stream whole (what
+        ``trtclient bench`` does)."""
+        ready = self._ready
+        while ready:
+            on_chunk(ready.popleft())
+        source = self._source
+        if source is None:
+            if self._done:
+                return
+            source = await self._open()
+        try:
+            push = getattr(source, "consume", None)
+            if push is not None:
+                await push(on_chunk)
+            else:
+                while (chunks := await source.read()) is not None:
+                    for chunk in chunks:
+                        on_chunk(chunk)
+        finally:
+            await self.aclose()
+
     async def __anext__(self) -> StreamChunk:
         ready = self._ready
         if ready:

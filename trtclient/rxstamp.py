@@ -130,7 +130,7 @@ class RxClock:
     (aiohttp frees it as soon as the last byte of a body is parsed).
     """
 
-    __slots__ = ("_before", "_before_total", "_latest_ns", "_recent", "payload", "reads")
+    __slots__ = ("_before", "_before_total", "_latest_ns", "_recent", "listener", "payload", "reads")
 
     #: Bodies whose marks are kept until attached or detached: the current one and a few before it.
     KEEP = 4
@@ -143,6 +143,9 @@ class RxClock:
         self._before_total = 0
         self.reads = 0
         """Reads that carried a kernel timestamp (0 means the stamps are not arriving)."""
+        self.listener: Callable[[], None] | None = None
+        """Called after each read's marks are set: a reader that takes bytes in the read callback
+        (rather than from a task woken later) takes them here, when their stamps are known."""
 
     def before_read(self) -> None:
         """Called just before a read's bytes go to the protocol."""
@@ -166,6 +169,8 @@ class RxClock:
         if after is not None and after is not before and self._find(after) is None:
             self._start(after)  # a new response began in this read
         self._before = None
+        if self.listener is not None:
+            self.listener()
 
     def attach(self, body: ByteCounter) -> BodyClock:
         """The timing of a response body (its headers just parsed). For a body the clock has not seen

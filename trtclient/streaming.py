@@ -5,8 +5,9 @@ completed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.scanner import make_scanner
 from typing import Any, Literal
 
 from trtclient import errors
@@ -22,6 +23,10 @@ __all__ = [
     "text_mode_from_config",
 ]
 
+
+#: The JSON module's object scanner (its C version where CPython has one), called directly: an event's
+#: object is read in one call, without ``json.loads``' encoding detection and wrapper frames.
+_scan_json: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 TextMode = Literal["delta", "cumulative"]
 """How a model streams its text: each event's new text (``delta``) or all of it so far (``cumulative``)."""
@@ -94,8 +99,13 @@ class StreamState:
     def chunk_from_event(self, event: SSEEvent) -> StreamChunk:
         """Parse one SSE event into a chunk, or raise for an error event / invalid JSON."""
         try:
-            data = json.loads(event.data)
-        except (ValueError, UnicodeDecodeError):
+            text = event.data.decode()
+            data, end = _scan_json(text, 0)
+            if end != len(text):
+                raise ValueError("more than one JSON value")
+        except (ValueError, UnicodeDecodeError, StopIteration):
+            data = _parse_slowly(event.data)  # json.loads' rules: whitespace around the value, UTF-16/32
+        if data is _INVALID:
             raise errors.InvalidJSONError(
                 f"event {self.count} of the stream is not valid JSON: {event.data[:120]!r}",
                 url=self.url,
@@ -172,6 +182,17 @@ class StreamState:
     def sequences(self) -> list[int]:
         """The sequence indexes seen so far, in order."""
         return sorted(self._full if self.cumulative else self._parts)
+
+
+_INVALID = object()
+
+
+def _parse_slowly(raw: bytes) -> Any:
+    """``json.loads`` of an event the fast scan refused; ``_INVALID`` when it is not valid JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _INVALID
 
 
 def chunks_from_events(

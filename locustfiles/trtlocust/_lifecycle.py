@@ -42,6 +42,10 @@ log = logging.getLogger("trtclient.locust")
 REPORT_KEY = "trtclient"
 #: Worker -> master custom message with a worker's last statistics, sent as its users stop.
 FINAL_MESSAGE = "trtclient_final_report"
+#: Key of a worker's requests in flight in its periodic reports.
+IN_FLIGHT_KEY = "trtclient_in_flight"
+#: Seconds between two looks of the master for workers gone missing.
+WATCH_INTERVAL_S = 1.0
 
 
 def scenario_user(environment: Environment) -> type[TritonUser] | None:
@@ -115,6 +119,7 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
     elif isinstance(runner, MasterRunner):
         PROCESS.role = "master"
         runner.register_message(FINAL_MESSAGE, _on_final_report)
+        gevent.spawn(_watch_workers, runner)
     elif isinstance(runner, LocalRunner):
         PROCESS.role = "local"
     else:
@@ -178,11 +183,15 @@ def _listen(environment: Environment) -> None:
 
     def on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         data[REPORT_KEY] = PROCESS.report()
+        data[IN_FLIGHT_KEY] = PROCESS.accountant.in_flight
 
     def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         part = data.get(REPORT_KEY)
         if part:
             PROCESS.totals.merge(part)
+        in_flight = data.get(IN_FLIGHT_KEY)
+        if isinstance(in_flight, int):
+            PROCESS.worker_in_flight[client_id] = in_flight
 
     def on_quitting(**_kw: Any) -> None:
         if PROCESS.quitting.is_set():  # Locust fires it twice on SIGTERM
@@ -206,6 +215,23 @@ def _listen(environment: Environment) -> None:
     ev.report_to_master.add_listener(on_report_to_master)
     ev.worker_report.add_listener(on_worker_report)
     ev.quitting.add_listener(on_quitting)
+
+
+def _watch_workers(runner: MasterRunner) -> None:
+    """On the master: tell at once when a worker goes missing (Locust marks it so after three missed
+    heartbeats) and how many requests it had in flight at its last report; they are lost with it, and
+    what it reported before is merged."""
+    while True:
+        gevent.sleep(WATCH_INTERVAL_S)
+        for worker in runner.clients.missing:
+            if worker.id not in PROCESS.lost_workers:
+                in_flight = PROCESS.note_lost(worker.id)
+                log.warning(
+                    "worker %s was lost (no heartbeat): %d requests in flight at its last report are "
+                    "lost with it; what it reported before is merged",
+                    worker.id,
+                    in_flight,
+                )
 
 
 def _interrupt_only_the_main_greenlet() -> None:

@@ -49,6 +49,13 @@ def write_outputs(environment: Environment) -> None:
     options = environment.parsed_options
     stats = PROCESS.totals
     log.info("test totals: %s", totals_line(stats))
+    if PROCESS.lost_workers:
+        log.warning(
+            "lost workers: %d (%s); requests they had in flight at their last reports: %d",
+            len(PROCESS.lost_workers),
+            ", ".join(PROCESS.lost_workers),
+            sum(PROCESS.lost_workers.values()),
+        )
     console = logging.getLogger("locust.stats_logger")
     for line in summary_lines(stats, PROCESS.label):
         console.info(line)

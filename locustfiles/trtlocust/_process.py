@@ -54,6 +54,10 @@ class ProcessState:
         self.planner: Planner | None = None
         self.server: Any = None
         self.label = ""
+        self.worker_in_flight: dict[str, int] = {}
+        """On the master: each worker's requests in flight at its latest report."""
+        self.lost_workers: dict[str, int] = {}
+        """On the master: workers that went missing during the test, with their requests in flight."""
         self._session: Session | None = None
         self._sink: JsonlSink | None = None
         self._counter = 0
@@ -112,6 +116,8 @@ class ProcessState:
         self.reported = RunStats()
         self.tickets = Queue()
         self.stopping = False
+        self.worker_in_flight = {}
+        self.lost_workers = {}
         self._counter = 0
         self._session = None
         options = options_of(environment)
@@ -158,6 +164,12 @@ class ProcessState:
         if self.planner is not None:
             self.planner.stop()
             self.planner = None
+
+    def note_lost(self, worker: str) -> int:
+        """A worker went missing: keep (and return) its requests in flight at its last report."""
+        in_flight = self.worker_in_flight.get(worker, 0)
+        self.lost_workers[worker] = in_flight
+        return in_flight
 
     def report(self) -> dict[str, Any]:
         """A worker's measurements since its last report (wire data), kept in ``reported`` too."""

@@ -119,6 +119,7 @@ def send_one(
     )
     live = RecordBuilder(record, session.prompt)  # the same writer as trtclient bench
     failure: BaseException | None = None
+    accountant.started()
     try:
         live.dispatched()
         body = session.body()
@@ -155,9 +156,17 @@ class Accountant:
         self.keep = keep
         self.queue: Queue[Finished] = Queue()
         self.greenlet: gevent.Greenlet[Any, Any] | None = None
+        self.in_flight = 0
+        """Requests started and not yet finished (a worker reports it, so that a lost worker's
+        unfinished requests can be told)."""
+
+    def started(self) -> None:
+        """One more request is under way."""
+        self.in_flight += 1
 
     def submit(self, finished: Finished) -> None:
         """Queue one finished request."""
+        self.in_flight -= 1
         self.queue.put(finished)
         if self.greenlet is None or self.greenlet.dead:
             self.greenlet = gevent.spawn(self._run)

@@ -19,12 +19,12 @@ This module imports neither locust nor gevent, so it can be tested on its own.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from trtclient.loadtest import metrics as m
+from trtclient.loadtest.histogram import Histogram, bucket_us
 from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
@@ -56,110 +56,6 @@ LOCUST_ROWS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2e")
 LATENCY_COLUMNS: tuple[str, ...] = ("count", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 
 _SECONDS_FOR_CURRENT_RATE = 10
-
-
-def bucket_us(value_ns: float) -> int:
-    """The histogram key of a duration: microseconds, rounded to three significant digits."""
-    us = value_ns / 1000.0
-    if us < 0:
-        return -bucket_us(-value_ns)
-    if us < 999.5:
-        return round(us)
-    if us < 9995:  # the common decades by comparison: log10 costs more than the rest of add()
-        return round(us / 10) * 10
-    if us < 99950:
-        return round(us / 100) * 100
-    if us < 999500:
-        return round(us / 1000) * 1000
-    digits = math.floor(math.log10(us)) - 2
-    return int(round(us, -digits))
-
-
-class Histogram:
-    """Counts of durations per :func:`bucket_us` key, plus the exact count, sum, sum of squares, min
-    and max (so the mean and standard deviation are exact; percentiles carry the bucket's error)."""
-
-    __slots__ = ("buckets", "count", "max_ns", "min_ns", "sum_ns", "sum_sq")
-
-    def __init__(self) -> None:
-        self.buckets: dict[int, int] = {}
-        self.count = 0
-        self.sum_ns = 0.0
-        self.sum_sq = 0.0
-        self.min_ns = math.inf
-        self.max_ns = -math.inf
-
-    def add(self, value_ns: float) -> None:
-        """Record one duration (nanoseconds)."""
-        key = bucket_us(value_ns)
-        self.buckets[key] = self.buckets.get(key, 0) + 1
-        self.count += 1
-        self.sum_ns += value_ns
-        self.sum_sq += value_ns * value_ns
-        if value_ns < self.min_ns:
-            self.min_ns = value_ns
-        if value_ns > self.max_ns:
-            self.max_ns = value_ns
-
-    def merge(self, other: Histogram) -> None:
-        """Add another histogram's counts to this one."""
-        for key, n in other.buckets.items():
-            self.buckets[key] = self.buckets.get(key, 0) + n
-        self.count += other.count
-        self.sum_ns += other.sum_ns
-        self.sum_sq += other.sum_sq
-        self.min_ns = min(self.min_ns, other.min_ns)
-        self.max_ns = max(self.max_ns, other.max_ns)
-
-    def percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0-100) in nanoseconds: the bucket holding the nearest rank,
-        clamped to the exact min and max (which ``q`` 0 and 100 return)."""
-        if not self.count:
-            raise ValueError("percentile of an empty histogram")
-        if not 0 <= q <= 100:
-            raise ValueError(f"percentile must be within 0..100, got {q}")
-        if q == 0:
-            return self.min_ns
-        rank = math.ceil(q / 100 * self.count)
-        seen = 0
-        for key in sorted(self.buckets):
-            seen += self.buckets[key]
-            if seen >= rank:
-                return min(max(key * 1000.0, self.min_ns), self.max_ns)
-        return self.max_ns
-
-    def summary(self) -> m.Summary | None:
-        """The distribution as a :class:`trtclient.loadtest.metrics.Summary` (None when empty)."""
-        if not self.count:
-            return None
-        mean = self.sum_ns / self.count
-        variance = max(0.0, self.sum_sq / self.count - mean * mean)
-        p50, p90, p95, p99 = (self.percentile(q) for q in m.PERCENTILES)
-        return m.Summary(self.count, mean, math.sqrt(variance), self.min_ns, p50, p90, p95, p99, self.max_ns)
-
-    def to_wire(self) -> dict[str, Any]:
-        """Plain data for msgpack."""
-        return {
-            "buckets": dict(self.buckets),
-            "count": self.count,
-            "sum": self.sum_ns,
-            "sum_sq": self.sum_sq,
-            "min": self.min_ns if self.count else None,
-            "max": self.max_ns if self.count else None,
-        }
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> Histogram:
-        """Rebuild from :meth:`to_wire` output."""
-        h = cls()
-        h.buckets = {int(k): int(v) for k, v in data["buckets"].items()}
-        h.count = int(data["count"])
-        h.sum_ns = float(data["sum"])
-        h.sum_sq = float(data["sum_sq"])
-        if h.count:
-            h.min_ns = float(data["min"])
-            h.max_ns = float(data["max"])
-        return h
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from trtclient.cli import build_parser, main
 from trtclient.cli.bench_args import (
     build_spec,
+    check_outputs,
     parse_length,
     parse_params,
     parse_seconds,
@@ -121,3 +123,11 @@ def test_an_unreachable_server_is_one_line_too(capsys: pytest.CaptureFixture[str
     assert main(["bench", "--url", "http://127.0.0.1:9", "--no-progress", "--no-server-metrics"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read model 'ensemble' from http://127.0.0.1:9" in err[0]
+
+
+def test_bounded_memory_reaches_the_spec_and_refuses_outputs_that_need_every_record(tmp_path: Path) -> None:
+    assert spec("--bounded-memory").bounded_memory and not spec().bounded_memory
+    check_outputs(args("--bounded-memory", "--records", str(tmp_path / "r.jsonl")))
+    for flag, value in (("--csv", "r.csv"), ("--plots", "plots"), ("--html", "r.html")):
+        with pytest.raises(UsageError, match=f"{flag} needs every request's detail in memory"):
+            check_outputs(args("--bounded-memory", flag, str(tmp_path / value)))

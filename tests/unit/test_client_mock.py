@@ -29,7 +29,8 @@ from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.transports.aiohttp_http import map_error as map_aiohttp_error
 from trtclient.transports.httpx_http import map_error as map_httpx_error
 
-MODES = ["async", "sync"]
+#: "async-consume": the async client taking streams with ``consume`` (as bench does), not ``async for``.
+MODES = ["async", "sync", "async-consume"]
 STREAM = "/v2/models/ensemble/generate_stream"
 GENERATE = "/v2/models/ensemble/generate"
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
@@ -82,8 +83,11 @@ class Facade:
             stream = client.generate_stream(prompt, **inputs)
             try:
                 async with stream:
-                    async for chunk in stream:
-                        chunks.append(chunk)
+                    if self.mode == "async-consume":
+                        await stream.consume(chunks.append)
+                    else:
+                        async for chunk in stream:
+                            chunks.append(chunk)
             except errors.TritonError as exc:
                 return Collected(chunks, stream, exc)
             return Collected(chunks, stream, None)

@@ -8,7 +8,7 @@ counts of several tokens, events without content), so each record can be checked
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,6 +19,8 @@ from trtclient import errors
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters, ProgressLine
 from trtclient.bench.runner import RunConfig, Runner
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.accumulator import RunAccumulator
 from trtclient.loadtest.records import JsonlSink, read_records
 from trtclient.loadtest.request_options import RequestOptions
 from trtclient.loadtest.schedule import Burst, Rate, Stop, Warmup
@@ -57,6 +59,10 @@ class FakeStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._events()
+
+    async def consume(self, on_chunk: Callable[[StreamChunk], None]) -> None:
+        async for chunk in self._events():
+            on_chunk(chunk)
 
     async def _events(self) -> AsyncIterator[StreamChunk]:
         for index, step in enumerate(self.script):
@@ -172,6 +178,30 @@ async def test_every_request_is_written_once_whatever_its_end(tmp_path: Path) ->
     assert sorted(r.index for r in read_records(path)) == list(range(6))
     assert runner.counters.cancelled == 6 and runner.counters.in_flight == 0
     assert all(len(r.event_ns) == 1 and r.end_ns is not None for r in result.records)
+
+
+async def test_bounded_memory_keeps_no_record_yet_sums_up_the_same(tmp_path: Path) -> None:
+    """Without kept records, the accumulator sees every request once and the sink gets every record;
+    its exact figures match those computed from the records on disk."""
+    path = tmp_path / "r.jsonl"
+    accumulator = RunAccumulator()
+    with JsonlSink(path) as sink:
+        runner = Runner(
+            FakeClient([("a", {}), ("b", {}), ("c", {})]),
+            FixedPrompt("hi", 4),
+            burst(5),
+            sink=sink,
+            accumulator=accumulator,
+            keep_records=False,
+        )
+        result = await runner.run()
+    assert result.records == []
+    on_disk = list(read_records(path))
+    exact, got = m.compute_metrics(on_disk), accumulator.metrics()
+    assert got.counts == exact.counts and got.counts.ok == 5
+    assert (got.window_ns, got.output_tokens_per_s) == (exact.window_ns, exact.output_tokens_per_s)
+    assert got.itl is not None and exact.itl is not None and got.itl.count == exact.itl.count == 10
+    assert (got.percentiles, exact.percentiles) == ("histogram", "exact")
 
 
 async def test_concurrency_ceiling_holds_and_waiting_counts_against_latency() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trtclient.loadtest import metrics as m
+from trtclient.loadtest.histogram import RELATIVE_ERROR
 from trtclient.loadtest.metrics import RunMetrics, Summary
 from trtclient.loadtest.records import RequestRecord
 
@@ -25,6 +26,7 @@ __all__ = [
     "Report",
     "client_warnings",
     "format_console",
+    "summaries_note",
     "to_json",
     "write_csv",
     "write_json",
@@ -201,9 +203,25 @@ def to_json(report: Report) -> dict[str, Any]:
     out["server_metrics"] = report.server
     out["warnings"] = report.warnings
     out["notes"] = report.notes
+    out["summaries"] = summaries_note(mt)
     out["definitions"] = m.DEFINITIONS
     out["compat"] = _compat(mt)
     return out
+
+
+def summaries_note(mt: RunMetrics) -> dict[str, Any]:
+    """Which figures of the JSON are exact and which come from histograms, with the bound."""
+    if mt.percentiles == "exact":
+        return {"exact": "every figure", "from_histograms": [], "bound": None}
+    return {
+        "exact": "requests, failures, rates, goodput, tokens; count, mean, std, min and max of each latency",
+        "from_histograms": ["p50", "p90", "p95", "p99"],
+        "bound": {
+            "method": "nearest rank of microsecond buckets with three significant digits",
+            "below_1_ms_us": 0.5,
+            "relative_above_1_ms": RELATIVE_ERROR,
+        },
+    }
 
 
 def write_json(report: Report, path: str | Path) -> None:

@@ -5,6 +5,9 @@ closed loops keep ``concurrency`` workers busy. Each request becomes one
 :class:`~trtclient.loadtest.records.RequestRecord` that ends ``ok``, ``failed`` (with its error kind) or
 ``cancelled``, is appended to the sink as soon as it ends, and is never retried.
 
+With ``keep_records=False`` a finished record goes only to the ``accumulator`` (the run's summaries,
+in bounded memory) and the sink (on disk), and the result's ``records`` stay empty.
+
 Setting the ``stop`` event (the CLI does on Ctrl-C) stops scheduling, cancels the requests in flight
 (recorded as cancelled) and returns what completed.
 """
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import ClientLoad
+from trtclient.loadtest.accumulator import RunAccumulator
 from trtclient.loadtest.metrics import ttft_ns
 from trtclient.loadtest.recorder import RecordBuilder
 from trtclient.loadtest.records import JsonlSink, RequestRecord
@@ -56,6 +60,9 @@ class ChunkStream(Protocol):
         """What the transport learnt before the first event (sent, headers, status, arrival clock)."""
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
+
+    async def consume(self, on_chunk: Callable[[StreamChunk], None], /) -> None:
+        """Hand every chunk to ``on_chunk`` to the end of the stream."""
 
     async def __aenter__(self) -> Any: ...
 
@@ -106,6 +113,8 @@ class Runner:
         sink: JsonlSink | None = None,
         on_progress: Callable[[Counters], None] | None = None,
         progress_interval_s: float = 0.25,
+        accumulator: RunAccumulator | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.client = client
         self.workload = workload
@@ -115,6 +124,8 @@ class Runner:
         self.sink = sink
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
+        self.accumulator = accumulator
+        self.keep_records = keep_records
         self.counters = Counters()
         self.records: list[RequestRecord] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -276,8 +287,7 @@ class Runner:
         stream = self.client.generate_stream(request)
         live.opened(stream.head)
         async with stream:
-            async for chunk in stream:
-                live.on_chunk(chunk)
+            await stream.consume(live.on_chunk)
             live.succeeded()
 
     def _finish(self, live: RecordBuilder) -> None:
@@ -294,7 +304,10 @@ class Runner:
             c.failed += 1
         else:
             c.cancelled += 1
-        self.records.append(record)
+        if self.accumulator is not None:
+            self.accumulator.add(record)
+        if self.keep_records:
+            self.records.append(record)
         if self.sink is not None:
             self.sink.write(record)
 

@@ -24,6 +24,7 @@ from trtclient.client import AsyncTritonClient
 from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
 from trtclient.loadtest import metrics as m
+from trtclient.loadtest.accumulator import LATENCY_SOURCE, RunAccumulator
 from trtclient.loadtest.heap import frozen_heap
 from trtclient.loadtest.records import JsonlSink, RequestRecord
 from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
@@ -72,6 +73,9 @@ class BenchSpec:
     """Sent with every request (e.g. an API key); only their names reach reports."""
     verify: bool | str = True
     """TLS verification for https: True (system CAs), False, or a CA bundle path."""
+    bounded_memory: bool = False
+    """Summaries from streaming histograms, records only to ``records_path``: memory stays flat however
+    long the run (the result then holds no records; see :mod:`trtclient.loadtest.accumulator`)."""
 
 
 @dataclass
@@ -195,6 +199,7 @@ async def run_bench(
             )
             await scraper.start()
         sink = JsonlSink(spec.records_path) if spec.records_path else None
+        accumulator = RunAccumulator(spec.slos_ns) if spec.bounded_memory else None
         try:
             runner = Runner(
                 client,
@@ -204,6 +209,8 @@ async def run_bench(
                 tokenizer=spec.tokenizer,
                 sink=sink,
                 on_progress=on_progress,
+                accumulator=accumulator,
+                keep_records=accumulator is None,
             )
             with frozen_heap():
                 result = await runner.run(stop)
@@ -214,8 +221,11 @@ async def run_bench(
                 sink.close()
             if scraper is not None:
                 await scraper.stop()
-    run_metrics = m.compute_metrics(result.records, spec.slos_ns)
-    clock = arrival_clock(result.records)
+    if accumulator is not None:
+        run_metrics, clock = accumulator.metrics(), accumulator.arrival_clock
+        notes.append(f"latency summaries in bounded memory ({LATENCY_SOURCE})")
+    else:
+        run_metrics, clock = m.compute_metrics(result.records, spec.slos_ns), arrival_clock(result.records)
     if spec.kernel_stamps and clock in ("read", "mixed"):
         notes.append(
             "event arrivals were stamped when read: kernel receive times need Linux, plain HTTP "

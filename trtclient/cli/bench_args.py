@@ -202,6 +202,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         kernel_stamps=not args.read_stamps,
         headers=parse_headers(args.header),
         verify=_verify(args),
+        bounded_memory=args.bounded_memory,
     )
 
 
@@ -310,5 +311,12 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag} {path}: the directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise UsageError(f"--{flag} {path}: the directory {parent} is not writable")
+    needs_records = [flag for flag in ("csv", "plots", "html") if getattr(args, flag, None)]
+    if args.bounded_memory and needs_records:
+        flag = "--" + needs_records[0]
+        raise UsageError(
+            f"{flag} needs every request's detail in memory, which --bounded-memory does not keep; "
+            "drop one of them (--records FILE keeps the detail on disk)"
+        )
     if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
         raise UsageError(f"--plots {args.plots}: not a directory")

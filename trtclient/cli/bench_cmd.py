@@ -143,6 +143,12 @@ def register(subparsers: Any) -> None:
     out.add_argument("--records", type=Path, metavar="FILE", help="append one JSONL record per request")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
     out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
+    out.add_argument(
+        "--bounded-memory",
+        action="store_true",
+        help="summaries from streaming histograms (percentiles within 0.5%%), per-request detail only to "
+        "--records: memory stays flat on long runs (not with --csv, --plots or --html)",
+    )
     progress = out.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",

@@ -37,6 +37,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from trtclient.loadtest.records import RequestRecord
 
@@ -284,6 +285,9 @@ class RunMetrics:
     slos_ns: dict[str, float]
     good_requests: int | None
     goodput_per_s: float | None
+    percentiles: Literal["exact", "histogram"] = "exact"
+    """How latency percentiles were computed: from every value (interpolating between ranks), or from
+    streaming histograms (:mod:`trtclient.loadtest.accumulator`, which states the bound)."""
 
 
 def _length_check(ok: Sequence[RequestRecord]) -> LengthCheck:

@@ -31,11 +31,6 @@ MAX_MESSAGE = 500
 ENGINE_FIELDS = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
 
 
-def _count(value: object) -> int | None:
-    """An integer field of a response, or None when absent or not an integer."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 class RecordBuilder:
     """One request in flight: its record, the text received, the server's input count."""
 
@@ -95,7 +90,9 @@ class RecordBuilder:
     def on_chunk(self, chunk: StreamChunk) -> None:
         """Account for one event of the stream (its arrival was stamped by the I/O layer)."""
         record, data = self.record, chunk.data
-        produced = _count(data.get("num_output_tokens"))
+        produced = data.get("num_output_tokens")
+        if produced.__class__ is not int:  # absent, or not an integer (a bool is not a count)
+            produced = None
         if chunk.text or (produced is not None and produced > 0):
             record.event_ns.append(chunk.arrival_ns)
             if produced is not None:
@@ -103,13 +100,14 @@ class RecordBuilder:
             self.texts.append(chunk.text)
         else:
             record.other_event_ns.append(chunk.arrival_ns)
-        consumed = _count(data.get("num_input_tokens"))
-        if consumed is not None:
+        consumed = data.get("num_input_tokens")
+        if consumed.__class__ is int:
             self.server_input = consumed
+        engine = record.engine_ns
         for key in ENGINE_FIELDS:
-            value = _count(data.get(key))
-            if value:
-                record.engine_ns[key] = value
+            value = data.get(key)
+            if value and value.__class__ is int:  # an integer, never a bool
+                engine[key] = value
 
     def finish(self, tokenizer: TokenCounter | None) -> None:
         """Fill the record's token counts, best source first: server, client tokenizer, content events."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from trtclient.inputs import ModelInputs, encode_body
 from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
 from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
 from trtclient.schema import GenerateResponse, StreamChunk
-from trtclient.sse import SSEDecoder
+from trtclient.sse import SSEDecoder, SSEEvent
 from trtclient.streaming import StreamHead, StreamState, chunks_from_events
 from trtclient.timing import now_ns
 from trtclient.transports.base import AsyncChunkSource, Endpoint
@@ -31,8 +32,28 @@ from trtclient.urls import model_path, redact_url, stats_path
 __all__ = ["AsyncHTTPTransport", "make_session", "map_error"]
 
 
-class _StampingHandler(ResponseHandler):
-    """aiohttp's connection protocol, on a transport that reads with kernel receive timestamps."""
+class _PushHandler(ResponseHandler):
+    """aiohttp's connection protocol, which also hands what each read brought to the body being
+    consumed (:meth:`_AiohttpSource.consume`) right in the read callback, so that a streamed body
+    costs no task wake-up per event."""
+
+    drain: Callable[[], None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        drain = self.drain
+        if drain is not None:
+            drain()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        drain = self.drain
+        if drain is not None:
+            drain()
+
+
+class _StampingHandler(_PushHandler):
+    """The same, on a transport that reads with kernel receive timestamps."""
 
     rx: rxstamp.RxClock | None = None
 
@@ -41,6 +62,19 @@ class _StampingHandler(ResponseHandler):
         # The body aiohttp's parser is filling (a private member; without it, events after the first
         # read of a body fall back to read stamps, and the stream says so).
         self.rx = rxstamp.install(transport, lambda: getattr(self, "_payload", None))
+        if self.rx is not None:
+            self.rx.listener = self._after_read
+
+    def data_received(self, data: bytes) -> None:
+        if self.rx is None:
+            super().data_received(data)
+        else:  # a consumed body is drained once the clock has marked this read (_after_read)
+            ResponseHandler.data_received(self, data)
+
+    def _after_read(self) -> None:
+        drain = self.drain
+        if drain is not None:
+            drain()
 
 
 def make_session(
@@ -53,10 +87,12 @@ def make_session(
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, ssl=ssl_option(endpoint.verify, endpoint.cert)
     )
-    if kernel_stamps and rxstamp.keep_enabled() and hasattr(connector, "_factory"):
+    if hasattr(connector, "_factory"):
         # The connector builds each connection's protocol from this factory (aiohttp internals; a
-        # version without it keeps stamping reads).
-        factory = functools.partial(_StampingHandler, loop=asyncio.get_running_loop())
+        # version without it keeps stamping reads, and bodies are read by a task).
+        stamping = kernel_stamps and rxstamp.keep_enabled()
+        handler = _StampingHandler if stamping else _PushHandler
+        factory = functools.partial(handler, loop=asyncio.get_running_loop())
         connector._factory = cast("functools.partial[ResponseHandler]", factory)
     timeout = endpoint.timeout
     client_timeout = aiohttp.ClientTimeout(
@@ -250,6 +286,8 @@ class AsyncHTTPTransport:
         else:
             rx = None
         source = _AiohttpSource(response, state, head, self.watchdog, rx, body_clock)
+        if isinstance(handler, _PushHandler):
+            source.handler = handler
         if self.watchdog is not None and handler is not None:
             # aiohttp re-arms a timer on every packet for its read timeout; during the body the
             # watchdog checks silence instead, at no cost per event.
@@ -268,8 +306,12 @@ class _AiohttpSource:
         "body_clock",
         "content",
         "decoder",
+        "draining",
         "floor_ns",
+        "handler",
         "last_read_ns",
+        "on_chunk",
+        "pushed",
         "response",
         "rx",
         "head",
@@ -303,6 +345,10 @@ class _AiohttpSource:
         self._closed = False
         self._expired = False
         self._pending: errors.TritonError | None = None
+        self.handler: _PushHandler | None = None
+        self.on_chunk: Callable[[StreamChunk], None] | None = None
+        self.pushed: asyncio.Future[None] | None = None
+        self.draining = False
 
     async def read(self) -> list[StreamChunk] | None:
         if self._pending is not None:
@@ -318,27 +364,89 @@ class _AiohttpSource:
         if not data:
             if self._expired:
                 raise _read_timeout(self.url)
-            self.state.finish(self.decoder.finish())
-            self._forget()
-            self.response.release()
+            self._end()
             return None
-        clock = self.body_clock
-        if clock is None:
-            events = self.decoder.feed(data, arrival)
-        else:
-            pieces = clock.segments(data, arrival, time.time_ns(), self.floor_ns)
-            if len(pieces) == 1:
-                events = self.decoder.feed(*pieces[0])
-            else:
-                events = [event for piece in pieces for event in self.decoder.feed(*piece)]
-            if clock.missed:
-                self._downgrade_clock()
+        events = self._events(data, arrival)
         if not events:
             return []
         if len(events) == 1:
             return [self.state.chunk_from_event(events[0])]
         chunks, self._pending = chunks_from_events(self.state, events)
         return chunks
+
+    async def consume(self, on_chunk: Callable[[StreamChunk], None]) -> None:
+        """Call ``on_chunk`` for every chunk to the end of the body, from the connection's read
+        callback: one call per read, no wake-up of this task per event. Raises what :meth:`read`
+        would (after the chunks before the failure were handed on)."""
+        if self.handler is None or self._pending is not None:
+            while (chunks := await self.read()) is not None:
+                for chunk in chunks:
+                    on_chunk(chunk)
+            return
+        self.on_chunk = on_chunk
+        self.pushed = pushed = asyncio.get_running_loop().create_future()
+        self.handler.drain = self._drain
+        try:
+            self._drain()  # what came with the head
+            await pushed
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.close()
+            if self._expired:
+                raise _read_timeout(self.url) from None
+            raise map_error(exc, self.url, sent=True) from exc
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if self.handler is not None:
+                self.handler.drain = None
+            self.on_chunk = self.pushed = None
+        self._end()
+
+    def _drain(self) -> None:
+        """Take all the body bytes that are in and hand their events on; settle ``pushed`` at the end
+        of the body or on a failure. Taking bytes may let aiohttp resume reading, which parses more
+        and calls this again: that inner call returns at once, and the loop here takes those too."""
+        pushed, on_chunk = self.pushed, self.on_chunk
+        if pushed is None or on_chunk is None or pushed.done() or self.draining:
+            return
+        self.draining = True
+        content = self.content
+        try:
+            while data := content.read_nowait():  # raises the body's failure, if any
+                arrival = self.last_read_ns = now_ns()
+                chunk_from_event = self.state.chunk_from_event
+                for event in self._events(data, arrival):
+                    on_chunk(chunk_from_event(event))
+            if self._expired:
+                raise _read_timeout(self.url)
+            if content.is_eof() and not pushed.done():
+                pushed.set_result(None)
+        except Exception as exc:
+            if not pushed.done():
+                pushed.set_exception(exc)
+        finally:
+            self.draining = False
+
+    def _events(self, data: bytes, arrival: int) -> list[SSEEvent]:
+        """The events one read completed, stamped with the kernel's arrival where it is known."""
+        clock = self.body_clock
+        if clock is None:
+            return self.decoder.feed(data, arrival)
+        pieces = clock.segments(data, arrival, time.time_ns(), self.floor_ns)
+        if len(pieces) == 1:
+            events = self.decoder.feed(*pieces[0])
+        else:
+            events = [event for piece in pieces for event in self.decoder.feed(*piece)]
+        if clock.missed:
+            self._downgrade_clock()
+        return events
+
+    def _end(self) -> None:
+        """The body ended normally: check its end, give the connection back."""
+        self.state.finish(self.decoder.finish())
+        self._forget()
+        self.response.release()
 
     def _downgrade_clock(self) -> None:
         """Some arrivals came without a kernel stamp: the stream no longer claims kernel stamps."""
@@ -348,6 +456,9 @@ class _AiohttpSource:
         """Called by the watchdog: the server has been silent too long; fail the pending read."""
         self._expired = True
         self.close()
+        pushed = self.pushed
+        if pushed is not None and not pushed.done():
+            pushed.set_exception(_read_timeout(self.url))
 
     def close(self) -> None:
         if not self._closed:

@@ -8,11 +8,13 @@ geventhttpclient's C parser for the HTTP framing (status line, headers, chunked 
 transport it fills the caller's :class:`~trtclient.streaming.StreamHead` and feeds the caller's
 :class:`~trtclient.streaming.StreamState`; it never sees a record.
 
-Reads never wait for more bytes than the server has sent: the body is taken line by line, each line
-as soon as the bytes that complete it are in. (Reading fixed-size blocks instead, as
-``FastHttpSession.iter_lines`` does with 1 KiB, holds a short event back until the block fills, which
-delays TTFT and bunches ITL.) Each line is stamped with the kernel's arrival time of the read that
-completed it (:class:`trtclient.rxstamp.StampingSocket`), so a busy process does not delay the stamps;
+Reads never wait for more bytes than the server has sent: each read takes all the body bytes that are
+in, in one go (one ``recv`` only when none are buffered), and the SSE decoder splits them into events.
+(Reading fixed-size blocks instead, as ``FastHttpSession.iter_lines`` does with 1 KiB, holds a short
+event back until the block fills, which delays TTFT and bunches ITL; reading line by line costs two
+reads and two decoder calls per event.) Each read is stamped once, with the kernel's arrival time of
+the latest ``recv`` (:class:`trtclient.rxstamp.StampingSocket`), so a busy process does not delay the
+stamps, and each event carries the stamp of the read that brought its first byte;
 over TLS, elsewhere than Linux, with ``kernel_stamps=False`` or when a read comes without a stamp, with
 ``trtclient.timing.now_ns()`` right after the read, before any JSON work. The head's ``arrival_clock``
 says which (``"kernel"`` or ``"read"``).
@@ -31,7 +33,7 @@ import socket
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError, HTTPSocketResponse
 
 from trtclient import errors, rxstamp
 from trtclient.constants import READ_CHUNK_SIZE, USER_AGENT
@@ -48,8 +50,8 @@ __all__ = ["Connection"]
 class Connection:
     """One user's keep-alive HTTP/1.1 connection: send a generate request, hand on the events.
 
-    geventhttpclient's parser handles the HTTP framing; the body is read line by line, each line
-    returned as soon as the bytes that complete it have arrived, and stamped with their arrival.
+    geventhttpclient's parser handles the HTTP framing; the body is read as it arrives, all that is in
+    at each read, stamped with its arrival.
     """
 
     def __init__(
@@ -155,20 +157,16 @@ class Connection:
                     retry_after=parse_retry_after(_header(response, "retry-after")),
                 )
             decoder = SSEDecoder()
-            while True:
-                line = response.readline(b"\n")
+            feed, read, chunk_from_event = decoder.feed, response.read_available, state.chunk_from_event
+            while data := read():
                 arrival = now_ns()
                 if stamper is not None:
                     if stamper.stamped:
                         arrival = max(floor, stamper.arrival_ns)
                     else:
                         kernel = False
-                if not line:
-                    line = response.read()  # an unterminated last line, if any
-                    if not line:
-                        break
-                for event in decoder.feed(line, arrival):
-                    on_chunk(state.chunk_from_event(event))
+                for event in feed(data, arrival):
+                    on_chunk(chunk_from_event(event))
             state.finish(decoder.finish())
             finished = not response.should_close()
         except TimeoutError:
@@ -182,7 +180,7 @@ class Connection:
             if not finished:
                 self.close()
 
-    def _send(self, url: str, data: bytes, head: StreamHead) -> HTTPSocketResponse:
+    def _send(self, url: str, data: bytes, head: StreamHead) -> _BodyReader:
         """Send the request and read the response head. A kept connection the server has closed
         while it was idle is replaced before sending; once sent, a request is never sent again."""
         sock = self.sock
@@ -195,7 +193,7 @@ class Connection:
         try:
             sock.sendall(data)
             reader = sock if self.stamper is None else self.stamper
-            return HTTPSocketResponse(reader, block_size=READ_CHUNK_SIZE, method="POST")
+            return _BodyReader(reader, block_size=READ_CHUNK_SIZE, method="POST")
         except TimeoutError:
             self.close()
             raise errors.ReadTimeoutError(
@@ -206,9 +204,38 @@ class Connection:
             raise errors.TritonDisconnectedError(f"connection to {url} dropped: {exc}", url=url) from None
 
 
+class _BodyReader(HTTPSocketResponse):
+    """A response whose body is taken as it comes: all the bytes parsed so far, at once."""
+
+    def read_available(self) -> bytes:
+        """The body bytes received and not yet taken, reading the socket once only when there are none;
+        ``b""`` at the end of the body."""
+        buffer = self._body_buffer
+        while not buffer:
+            if self.message_complete:
+                return b""
+            sock = self._sock
+            if sock is None:
+                raise HTTPConnectionClosed("connection closed.")
+            try:
+                data = sock.recv(self.block_size)
+                if not data:
+                    raise HTTPConnectionClosed("connection closed before the end of the body")
+                self.feed(data)
+            except BaseException:
+                self.release()
+                raise
+        data = bytes(buffer)
+        del buffer[:]
+        return data
+
+
 def _readable(sock: socket.socket) -> bool:
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    """Whether the socket has something to read now (poll, not select: select refuses descriptors
+    from 1024 up, which a process with a thousand connections has)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _address_family(host: str) -> socket.AddressFamily | None:

@@ -9,6 +9,8 @@ imports no locust, so it runs here on plain blocking sockets; it is loaded by pa
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import ssl
 import struct
@@ -182,6 +184,49 @@ def test_events_split_anywhere_across_chunks_and_writes(serve: Callable[[Script]
     chunks = run(serve(script).url)
     assert [c.text for c in chunks] == ["a", "b", "c"]
     assert [c.index for c in chunks] == [0, 1, 2]
+
+
+def test_events_that_arrived_together_are_taken_in_one_read(
+    serve: Callable[[Script], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three events in one write (two HTTP chunks) cost one socket read, and each is stamped once with
+    it; an event split over two writes keeps the stamp of the read that brought its first byte."""
+    second_written = threading.Event()
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(SSE_HEAD + chunk(event("a") + event("b")) + chunk(event("c") + event("d")[:9]))
+        assert second_written.wait(PATIENCE_S)
+        conn.sendall(chunk(event("d")[9:]) + END)
+
+    reads: list[int] = []
+    real_recv = socket.socket.recv
+
+    def counting_recv(sock: socket.socket, size: int, *args: int) -> bytes:
+        data = real_recv(sock, size, *args)
+        reads.append(len(data))
+        return data
+
+    chunks: list[StreamChunk] = []
+
+    def on_chunk(c: StreamChunk) -> None:
+        chunks.append(c)
+        if len(chunks) == 3:
+            second_written.set()
+
+    server = serve(script)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S), kernel_stamps=False)
+    monkeypatch.setattr(socket.socket, "recv", counting_recv)
+    try:
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), on_chunk)
+    finally:
+        monkeypatch.undo()
+        connection.close()
+    assert [c.text for c in chunks] == ["a", "b", "c", "d"]
+    assert chunks[0].arrival_ns == chunks[1].arrival_ns == chunks[2].arrival_ns == chunks[3].arrival_ns
+    # The head and the first three events and a half came in one read (loopback delivers one write
+    # at once), the rest in a second: one read per burst, not one per line.
+    assert len(reads) <= 3, reads
 
 
 def test_keeps_the_connection_for_the_next_request(serve: Callable[[Script], ScriptedServer]) -> None:
@@ -414,3 +459,27 @@ def test_tls_connections_keep_read_stamps(certificate: tuple[str, str]) -> None:
         listener.close()
     assert [c.text for c in chunks] == ["t"]
     assert connection.stamper is None and head.arrival_clock == "read"
+
+
+def test_an_idle_connection_is_checked_whatever_its_descriptor_number() -> None:
+    """A worker with a thousand connections has descriptors from 1024 up, which select() refuses; the
+    idle check before reusing a kept connection must work there too (it failed every request)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    high = 1500
+    if hard != resource.RLIM_INFINITY and hard <= high:
+        pytest.skip(f"the descriptor limit ({hard}) does not reach {high}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, high + 1), hard))
+    a, b = socket.socketpair()
+    try:
+        os.dup2(a.fileno(), high)
+        kept = socket.socket(fileno=high)
+        try:
+            assert not sc._readable(kept)  # idle: nothing to read
+            b.close()  # the peer closes: readable (end of stream)
+            assert sc._readable(kept)
+        finally:
+            kept.close()
+    finally:
+        a.close()
+        b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
