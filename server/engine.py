@@ -67,11 +67,18 @@ def build_cpu_engine(
     max_num_tokens: int = 8192,
     kv_cache_tokens: int | None = None,
     eos_probability: float = 0.0,
+    tokens_per_block: int = 64,
 ) -> Path:
-    """Write a CPU engine directory to ``out_dir`` and return it."""
+    """Write a CPU engine directory to ``out_dir`` and return it.
+
+    ``tokens_per_block`` is the paged KV cache's block size (``trtllm-build --tokens_per_block``, 64 by
+    default), kept where TRT-LLM keeps it: ``build_config.plugin_config.tokens_per_block``.
+    """
     timing = get_profile(profile) if isinstance(profile, str) else profile
     if max_seq_len <= max_input_len:
         raise ValueError(f"max_seq_len ({max_seq_len}) must exceed max_input_len ({max_input_len})")
+    if tokens_per_block < 1:
+        raise ValueError(f"tokens_per_block must be at least 1, got {tokens_per_block}")
     if not 0.0 <= eos_probability < 1.0:
         raise ValueError(f"eos_probability must be in [0, 1), got {eos_probability}")
     tables = markov_tables(tokenizer_dir)
@@ -97,7 +104,11 @@ def build_cpu_engine(
             "max_seq_len": max_seq_len,
             "max_num_tokens": max_num_tokens,
             "kv_cache_type": "paged",
-            "plugin_config": {"paged_kv_cache": True, "remove_input_padding": True},
+            "plugin_config": {
+                "paged_kv_cache": True,
+                "remove_input_padding": True,
+                "tokens_per_block": tokens_per_block,
+            },
         },
         "cpu_engine": {
             "profile": timing.to_json(),

@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--max-batch-size", type=int, default=64, help="embedded server batch size (default: 64)"
     )
+    server.add_argument(
+        "--no-kv-cache-reuse",
+        dest="kv_cache_reuse",
+        action="store_false",
+        help="embedded server: turn off KV-cache block reuse (on by default), to compare",
+    )
     server.add_argument("--timeout", type=float, default=300.0, help="read timeout in seconds (default: 300)")
     server.add_argument(
         "--header",
@@ -174,11 +180,17 @@ def run(args: argparse.Namespace) -> int:
     with EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
+        kv_cache_reuse=args.kv_cache_reuse,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     ) as server:
         url = server.grpc_url if args.transport == "grpc" else server.url
         print(f"serving at {server.url} (metrics {server.metrics_url})", file=sys.stderr, flush=True)
-        info = {"server": "embedded", "profile": args.profile, "max_batch_size": args.max_batch_size}
+        info = {
+            "server": "embedded",
+            "profile": args.profile,
+            "max_batch_size": args.max_batch_size,
+            "kv_cache_reuse": args.kv_cache_reuse,
+        }
         return _bench(args, spec, url, args.metrics_url or server.metrics_url, server_info=info)
 
 

@@ -1,9 +1,10 @@
 """A CPU stand-in for a TensorRT-LLM in-flight-batching engine, free of Triton so it can be tested alone.
 
 The scheduler behaves like TRT-LLM's batch manager: requests wait in a queue; each iteration admits queued
-requests while the batch has room (``max_batch_size`` sequences) and the KV cache can hold their prompt plus
-their maximum output (``kv_cache_tokens``), bounded by ``max_num_tokens`` context tokens per iteration;
-newly admitted requests run their context phase (whose time grows with prompt length) and produce their
+requests while the batch has room (``max_batch_size`` sequences) and the paged KV cache (``kv_cache``:
+``kv_cache_tokens`` in blocks of ``tokens_per_block``) can hold their prompt plus their maximum output,
+bounded by ``max_num_tokens`` context tokens per iteration; newly admitted requests run their context phase
+(whose time grows with the prompt tokens not already cached, when block reuse is on) and produce their
 first token; every other active sequence decodes one token. An iteration lasts the profile's context time
 of its new prompts plus one decoding step, whose time grows with the batch size. Requests that don't fit wait.
 
@@ -15,13 +16,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # loaded from its file, as Triton does
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from kv_cache import Allocation, KvCache  # noqa: E402
 
 WordList = list[tuple[int, ...]]
 
@@ -38,6 +46,7 @@ class Limits:
     max_num_tokens: int
     max_beam_width: int
     kv_cache_tokens: int
+    tokens_per_block: int = 64
 
 
 @dataclass
@@ -100,6 +109,7 @@ class EngineSettings:
             max_num_tokens=int(build.get("max_num_tokens") or 8192),
             max_beam_width=int(build.get("max_beam_width") or 1),
             kv_cache_tokens=int(cpu["kv_cache_tokens"]),
+            tokens_per_block=int((build.get("plugin_config") or {}).get("tokens_per_block") or 64),
         )
         profile = cpu["profile"]
         timing = Timing(
@@ -189,6 +199,10 @@ class Sequence:
     finished: bool = False
     started: bool = False
     sent_first: bool = False
+    blocks: Allocation | None = None
+    """The KV-cache blocks it holds while it runs."""
+    kv_reused_blocks: int = 0
+    kv_total_blocks: int = 0
 
     @property
     def kv_tokens(self) -> int:
@@ -241,7 +255,13 @@ def validate(spec: RequestSpec, limits: Limits, beam_width: int) -> None:
 class Scheduler:
     """The in-flight batching loop's bookkeeping; the caller owns the thread and the clock."""
 
-    def __init__(self, settings: EngineSettings, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        clock_ns: Callable[[], int] = time.time_ns,
+        *,
+        kv_cache_reuse: bool = False,
+    ) -> None:
         self.settings = settings
         self.limits = settings.limits
         self.timing = settings.timing
@@ -249,7 +269,10 @@ class Scheduler:
         self.clock_ns = clock_ns
         self.waiting: deque[Sequence] = deque()
         self.active: list[Sequence] = []
-        self.kv_used = 0
+        limits = settings.limits
+        self.kv_cache = KvCache(
+            max(1, limits.kv_cache_tokens // limits.tokens_per_block), limits.tokens_per_block, reuse=kv_cache_reuse
+        )
         self.iterations = 0
         self.context_requests = 0
         """Sequences that ran their context phase in the latest iteration."""
@@ -260,6 +283,11 @@ class Scheduler:
         for i in range(spec.num_sequences):
             rng = random.Random((spec.seed * 1_000_003 + i) & 0xFFFFFFFFFFFF)
             self.waiting.append(Sequence(spec, i, rng))
+
+    @property
+    def kv_used(self) -> int:
+        """KV-cache blocks held by running sequences."""
+        return self.kv_cache.used
 
     @property
     def idle(self) -> bool:
@@ -277,14 +305,20 @@ class Scheduler:
                 continue
             if len(self.active) + 1 > self.limits.max_batch_size:
                 break
-            if self.kv_used + seq.kv_tokens > self.limits.kv_cache_tokens and self.active:
-                break
-            new_context = 0 if seq.index > 0 else len(seq.request.prompt)
+            prompt = seq.request.prompt
+            cached = len(self.kv_cache.matched(prompt)) * self.limits.tokens_per_block
+            new_context = 0 if seq.index > 0 else len(prompt) - cached
             if admitted and context_tokens + new_context > self.limits.max_num_tokens:
                 break
+            allocation = self.kv_cache.allocate(
+                prompt, seq.request.max_new_tokens, force=not self.active and not admitted
+            )
+            if allocation is None:
+                break
             self.waiting.popleft()
+            seq.blocks = allocation
+            seq.kv_reused_blocks, seq.kv_total_blocks = allocation.reused, allocation.total
             context_tokens += new_context
-            self.kv_used += seq.kv_tokens
             self.active.append(seq)
             admitted.append(seq)
             if not seq.request.first_scheduled_ns:
@@ -297,9 +331,10 @@ class Scheduler:
         """How long this iteration takes: context phase of new prompts plus one decoding step.
 
         The context phase of all prompts admitted together runs as one batch, so its time is the profile's
-        context time for their total token count (the batch-1 table read as a function of tokens).
+        context time for their total count of tokens not found in the KV cache (the batch-1 table read as a
+        function of tokens).
         """
-        new_tokens = sum(len(s.request.prompt) for s in admitted if s.index == 0)
+        new_tokens = sum(self._uncached(s) for s in admitted if s.index == 0)
         context = self.timing.context_seconds(new_tokens) if new_tokens else 0.0
         decoding = [s for s in self.active if s.started]
         step = 0.0
@@ -348,7 +383,7 @@ class Scheduler:
                     seq.pending = []
                 if seq.finished:
                     spec.remaining -= 1
-                    self.kv_used -= seq.kv_tokens
+                    self._release(seq)
                 if send_now and (tokens or seq.finished):
                     emissions.append(Emission(seq, tokens, seq.finished, spec.remaining == 0, generated))
             if not seq.finished:
@@ -363,9 +398,19 @@ class Scheduler:
         spec.cancelled = True
         for seq in [s for s in self.active if s.request is spec]:
             self.active.remove(seq)
-            self.kv_used -= seq.kv_tokens
+            self._release(seq)
         self.waiting = deque(s for s in self.waiting if s.request is not spec)
         return True
+
+    def _uncached(self, seq: Sequence) -> int:
+        """Prompt tokens its context phase computes (those not reused from the KV cache)."""
+        reused = seq.blocks.reused if seq.blocks is not None else 0
+        return len(seq.request.prompt) - reused * self.limits.tokens_per_block
+
+    def _release(self, seq: Sequence) -> None:
+        if seq.blocks is not None:
+            self.kv_cache.release(seq.blocks, seq.request.prompt + seq.generated)
+            seq.blocks = None
 
     def stop(self, spec: RequestSpec) -> None:
         """End a request at the next iteration, keeping what it generated (TRT-LLM's stop request)."""

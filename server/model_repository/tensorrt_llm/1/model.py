@@ -130,7 +130,8 @@ class TritonPythonModel:
         # sequence_index output) sends it only for a batch of more than one row.
         outputs = {output.get("name") for output in self.model_config.get("output", [])}
         self.batch_index_always = "sequence_index" not in outputs
-        self.scheduler = Scheduler(self.settings)
+        reuse = _param(self.model_config, "enable_kv_cache_reuse", "false").lower() in ("true", "1")
+        self.scheduler = Scheduler(self.settings, kv_cache_reuse=reuse)
         period_ms = _param(self.model_config, "stats_check_period_ms", "100")
         self.metrics = TritonMetrics(
             pb_utils,
