@@ -91,7 +91,9 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _context_seconds(scheduler: Any, prompt: list[int]) -> float:
-    scheduler.submit(ce.RequestSpec(prompt=prompt, max_new_tokens=2, end_id=2, streaming=True, exclude_input=True))
+    scheduler.submit(
+        ce.RequestSpec(prompt=prompt, max_new_tokens=2, end_id=2, streaming=True, exclude_input=True)
+    )
     admitted = scheduler.admit()
     seconds = scheduler.iteration_seconds(admitted)
     while not scheduler.idle:
@@ -109,3 +111,16 @@ def test_the_context_phase_counts_only_uncached_tokens(engine_dir: Path, reuse: 
     second = _context_seconds(scheduler, [*shared, 8, 9, 10])
     assert (second < first / 2) is reuse
     assert scheduler.kv_cache.reused_blocks == (8 if reuse else 0)
+
+
+def test_a_prompt_s_blocks_are_reusable_once_its_context_phase_ran() -> None:
+    cache = kv.KvCache(100, 4, reuse=True)
+    running = cache.allocate(list(range(10)), 5)
+    assert not cache.matched(list(range(10)))
+    cache.store_context(running, list(range(10)))
+    second = cache.allocate(list(range(10)), 5)  # the first is still decoding
+    assert second.reused == 2
+    assert cache.used == 2 + 2 + 2  # two shared blocks, two private blocks each (15 tokens: 4 blocks)
+    cache.release(running, list(range(10)) + [1] * 5)
+    cache.release(second, list(range(10)) + [2] * 5)
+    assert cache.used == 0

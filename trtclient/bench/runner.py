@@ -248,6 +248,8 @@ class Runner:
             prompt_id=prompt.id,
             requested_output_tokens=prompt.max_tokens,
             forced_output_tokens=self.options.force_output_length,
+            turn=prompt.turn,
+            adapter=prompt.adapter,
         )
         live = RecordBuilder(record, prompt)
         c = self.counters

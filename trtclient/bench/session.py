@@ -24,6 +24,7 @@ from trtclient.client import AsyncTritonClient
 from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
 from trtclient.loadtest import metrics as m
+from trtclient.loadtest.breakdown import breakdown
 from trtclient.loadtest.heap import frozen_heap
 from trtclient.loadtest.records import JsonlSink, RequestRecord
 from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
@@ -226,5 +227,6 @@ async def run_bench(
         interrupted=result.interrupted,
         warnings=client_warnings(run_metrics, result.client),
         notes=notes,
+        workload=breakdown(result.records),
     )
     return BenchOutcome(report=report, result=result)

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_PROMPT",
     "DEFAULT_REQUESTS",
     "RESERVED_PARAMS",
+    "add_workload_arguments",
     "build_spec",
     "check_outputs",
     "check_positive",
@@ -41,6 +42,16 @@ DEFAULT_REQUESTS = 100
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _LENGTH = re.compile(r"^\s*(\d+)\s*(?:(?:,|\+-|±|:)\s*(\d+(?:\.\d+)?))?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "h": 3600.0}
+
+
+def add_workload_arguments(work: Any) -> None:
+    """The workload-shape flags (shared prefixes, sessions, trace replay, LoRA) on bench's parser group;
+    ``sweep`` and ``capacity`` take bench's parser, so they get them too."""
+    work.add_argument(
+        "--shared-prefix",
+        metavar="N:P",
+        help="N distinct prefixes of P tokens shared by the prompts; --input-tokens is the unique suffix",
+    )
 
 
 def parse_seconds(text: str, flag: str) -> float:
@@ -245,6 +256,8 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     if len(chosen) > 1:
         raise UsageError(f"choose one workload: {' or '.join(chosen)}")
     max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
+    if args.shared_prefix is not None and not synthetic:
+        raise UsageError("--shared-prefix N:P needs --input-tokens S (the unique suffix) and --output-tokens")
     if synthetic:
         if args.input_tokens is None or args.output_tokens is None:
             raise UsageError("synthetic prompts need both --input-tokens and --output-tokens")
@@ -258,6 +271,13 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
         i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
         o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
         inputs, outputs = wl.Length(i_mean, i_std), wl.Length(o_mean, o_std)
+        if args.shared_prefix is not None:
+            from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, parse_shared_prefix
+
+            shared = parse_shared_prefix(args.shared_prefix)
+            return SharedPrefixPrompts(
+                tokenizer, shared, inputs, outputs, seed=args.seed, source_text=source
+            ), True
         return wl.SyntheticPrompts(tokenizer, inputs, outputs, seed=args.seed, source_text=source), True
     if args.dataset is not None:
         fmt = args.dataset_format

@@ -19,6 +19,7 @@ from typing import Any
 from trtclient.cli.bench_args import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROMPT,
+    add_workload_arguments,
     build_spec,
     check_outputs,
     check_positive,
@@ -112,6 +113,7 @@ def register(subparsers: Any) -> None:
     work.add_argument("--dataset", type=Path, metavar="FILE", help="prompts from a JSONL or ShareGPT file")
     work.add_argument("--dataset-format", choices=("auto", "jsonl", "sharegpt"), default="auto")
     work.add_argument("--shuffle", action="store_true", help="shuffle a JSONL dataset (seeded)")
+    add_workload_arguments(work)
     work.add_argument(
         "--tokenizer",
         type=Path,

@@ -23,12 +23,13 @@ from trtclient.schema import StreamChunk
 from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
 
-__all__ = ["ENGINE_FIELDS", "MAX_MESSAGE", "RecordBuilder"]
+__all__ = ["ENGINE_FIELDS", "KV_CACHE_FIELDS", "MAX_MESSAGE", "RecordBuilder"]
 
 #: Longest error message kept in a record.
 MAX_MESSAGE = 500
 
 ENGINE_FIELDS = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
+KV_CACHE_FIELDS = ("kv_cache_reused_blocks", "kv_cache_alloc_new_blocks", "kv_cache_alloc_total_blocks")
 
 
 def _count(value: object) -> int | None:
@@ -110,6 +111,11 @@ class RecordBuilder:
             value = _count(data.get(key))
             if value:
                 record.engine_ns[key] = value
+        if "kv_cache_alloc_total_blocks" in data:
+            for key in KV_CACHE_FIELDS:
+                value = _count(data.get(key))
+                if value is not None:
+                    record.kv_cache[key] = value
 
     def finish(self, tokenizer: TokenCounter | None) -> None:
         """Fill the record's token counts, best source first: server, client tokenizer, content events."""

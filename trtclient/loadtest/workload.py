@@ -39,6 +39,12 @@ class Prompt:
     max_tokens: int
     input_tokens: int | None = None
     """Length of ``text`` in tokens by the client's tokenizer, when there is one."""
+    turn: int | None = None
+    """Turn of a multi-turn conversation (1 = first); None outside conversations."""
+    adapter: str | None = None
+    """LoRA adapter to use (its name as the user gave it); None: the base model."""
+    fields: tuple[tuple[str, Any], ...] = ()
+    """Extra request fields of this prompt alone (e.g. ``lora_task_id``)."""
 
 
 class Workload(Protocol):

@@ -271,7 +271,9 @@ class Scheduler:
         self.active: list[Sequence] = []
         limits = settings.limits
         self.kv_cache = KvCache(
-            max(1, limits.kv_cache_tokens // limits.tokens_per_block), limits.tokens_per_block, reuse=kv_cache_reuse
+            max(1, limits.kv_cache_tokens // limits.tokens_per_block),
+            limits.tokens_per_block,
+            reuse=kv_cache_reuse,
         )
         self.iterations = 0
         self.context_requests = 0
@@ -347,6 +349,8 @@ class Scheduler:
         """Produce one token for every active sequence (the first token for newly admitted ones)."""
         self.iterations += 1
         for seq in self.active:
+            if not seq.started and seq.blocks is not None:
+                self.kv_cache.store_context(seq.blocks, seq.request.prompt)
             seq.started = True
             spec = seq.request
             if spec.stopped:

@@ -4,9 +4,10 @@ As in TensorRT-LLM's KV-cache manager, a sequence holds ``ceil((prompt + max_new
 tokens_per_block)`` blocks. With ``enable_kv_cache_reuse`` a full block is identified by its tokens and
 every token before it (a chained hash), so a later prompt that starts with the same tokens reuses the
 blocks instead of recomputing them; only full blocks are reused, and at least the prompt's last token is
-always computed. When a sequence ends, its full blocks (prompt and generated tokens) stay in the cache
-unreferenced and are evicted least recently used first when new blocks are needed. Without reuse every
-block is private and freed at the end.
+always computed. A prompt's full blocks become reusable as soon as its context phase has run (requests
+arriving while it still decodes share them); when a sequence ends, its full blocks (prompt and generated
+tokens) stay in the cache unreferenced and are evicted least recently used first when new blocks are
+needed. Without reuse every block is private and freed at the end.
 
 Free of Triton so it can be tested alone.
 """
@@ -38,13 +39,11 @@ class Allocation:
     """The blocks one sequence holds."""
 
     shared: list[int] = field(default_factory=list)
-    """Keys of the cached blocks it reuses (its prompt's first full blocks)."""
+    """Keys of the cached blocks it uses: those it reused, then those of its own context it stored."""
     private: int = 0
-    """Blocks allocated for it alone (the rest of the prompt and the output)."""
-
-    @property
-    def reused(self) -> int:
-        return len(self.shared)
+    """Blocks it holds alone (not cached: the prompt's last partial block and the output)."""
+    reused: int = 0
+    """Blocks found in the cache when it was admitted."""
 
     @property
     def total(self) -> int:
@@ -92,7 +91,9 @@ class KvCache:
             found.append(key)
         return found
 
-    def allocate(self, prompt: Sequence[int], max_new_tokens: int, *, force: bool = False) -> Allocation | None:
+    def allocate(
+        self, prompt: Sequence[int], max_new_tokens: int, *, force: bool = False
+    ) -> Allocation | None:
         """Blocks for one sequence, or None when they don't fit (``force``: take them anyway)."""
         shared = self.matched(prompt)
         needed = blocks_for(len(prompt) + max_new_tokens, self.tokens_per_block) - len(shared)
@@ -106,7 +107,19 @@ class KvCache:
         self.private += needed
         self._evict(self.total_blocks - self.used - len(self.idle))
         self.reused_blocks += len(shared)
-        return Allocation(shared, needed)
+        return Allocation(list(shared), needed, len(shared))
+
+    def store_context(self, allocation: Allocation, prompt: Sequence[int]) -> None:
+        """The context phase has run: the prompt's full blocks become reusable by later prompts."""
+        if not self.reuse:
+            return
+        for key in block_keys(prompt, self.tokens_per_block)[len(allocation.shared) :]:
+            if key in self.references or key in self.idle:
+                continue  # the same tokens were stored by another sequence meanwhile; this copy stays private
+            self.references[key] = 1
+            allocation.shared.append(key)
+            allocation.private -= 1
+            self.private -= 1
 
     def release(self, allocation: Allocation, tokens: Sequence[int]) -> None:
         """A sequence ended: its shared blocks lose a user; with reuse its full blocks stay cached."""
@@ -121,8 +134,8 @@ class KvCache:
         if not self.reuse:
             return
         keys = block_keys(tokens, self.tokens_per_block)[: allocation.total]
-        for key in keys[allocation.reused :]:
-            if key not in self.references:
+        for key in keys:
+            if key not in self.references and key not in self.idle:
                 self.idle[key] = None
         # the first blocks are the most recently used, so eviction takes a prompt's tail before its head
         for key in reversed(keys):
