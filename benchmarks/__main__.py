@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_open_loop",
     "locust_capacity",
     "soak",
+    "workload_cache",
 )
 
 
