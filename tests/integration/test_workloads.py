@@ -17,6 +17,7 @@ from trtclient.loadtest import metrics as m
 from trtclient.loadtest.breakdown import breakdown
 from trtclient.loadtest.records import RequestRecord
 from trtclient.loadtest.schedule import Concurrency, Stop
+from trtclient.loadtest.sessions import SyntheticSessions
 from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, SharedPrefixSpec
 from trtclient.loadtest.workload import Length, SyntheticPrompts, TokenCounter, Workload
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
@@ -74,3 +75,44 @@ async def test_shared_prefixes_cut_ttft_and_report_the_expected_hit_rate(
     unique_p50 = m.summarize(m.ttft_ns(r) or 0 for r in unique_records)
     assert shared_p50 is not None and unique_p50 is not None
     assert shared_p50.p50 < unique_p50.p50 / 2
+
+
+@pytest.fixture(scope="module")
+def orin_server_without_reuse() -> Iterator[ServerHandle]:
+    with EmbeddedTriton(profile="orin-int4", kv_cache_reuse=False) as server:
+        yield server.handle
+
+
+def _first_and_later_turns(records: list[RequestRecord]) -> tuple[float, float]:
+    split = {g.label: g for g in breakdown(records).turns}
+    assert set(split) == {"turn 1", "turn 2", "turn 3"}
+    first = split["turn 1"].ttft
+    later = m.summarize(m.ttft_ns(r) or 0 for r in records if r.turn and r.turn > 1)
+    assert first is not None and later is not None
+    return first.p50, later.p50
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+async def test_later_turns_reach_their_first_token_sooner_only_with_reuse(
+    reuse: bool,
+    request: pytest.FixtureRequest,
+    tokenizer: TokenCounter,
+) -> None:
+    server: ServerHandle = request.getfixturevalue("orin_server" if reuse else "orin_server_without_reuse")
+    chats = SyntheticSessions(
+        tokenizer, 3, Length(PREFIX), Length(8), followup=Length(16), seed=5, source_text=corpus_text()
+    )
+    records = await _run(server, chats, tokenizer, 6)
+    assert [r.turn for r in sorted(records, key=lambda r: r.index)] == [1, 2, 3, 1, 2, 3]
+    # each turn's prompt is the previous one, its answer and the new message
+    by_index = sorted(records, key=lambda r: r.index)
+    for before, after in zip(by_index, by_index[1:], strict=False):
+        if after.turn != 1:
+            assert (after.input_tokens or 0) > (before.input_tokens or 0) + 16
+    first, later = _first_and_later_turns(records)
+    if reuse:
+        assert later < first / 2
+        assert all((m.kv_hit_rate(r) or 0) > 0.5 for r in records if r.turn != 1)
+    else:
+        assert later > first * 0.9
+        assert all(m.kv_hit_rate(r) == 0 for r in records)

@@ -52,6 +52,23 @@ def add_workload_arguments(work: Any) -> None:
         metavar="N:P",
         help="N distinct prefixes of P tokens shared by the prompts; --input-tokens is the unique suffix",
     )
+    work.add_argument(
+        "--turns",
+        type=int,
+        metavar="T",
+        help="multi-turn: each user (--concurrency) holds conversations of T turns, each turn's prompt the "
+        "history plus a new message (--input-tokens long, or a ShareGPT --dataset's human turns)",
+    )
+    work.add_argument(
+        "--think-time",
+        metavar="S",
+        help="multi-turn: pause after each answer before the next turn (2, 500ms)",
+    )
+    work.add_argument(
+        "--followup-tokens",
+        metavar="MEAN[,STD]",
+        help="multi-turn: length of the user messages after the first (default: --input-tokens)",
+    )
 
 
 def parse_seconds(text: str, flag: str) -> float:
@@ -256,6 +273,8 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     if len(chosen) > 1:
         raise UsageError(f"choose one workload: {' or '.join(chosen)}")
     max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
+    if args.turns is not None or args.think_time is not None or args.followup_tokens is not None:
+        return _sessions(args, tokenizer, synthetic), True
     if args.shared_prefix is not None and not synthetic:
         raise UsageError("--shared-prefix N:P needs --input-tokens S (the unique suffix) and --output-tokens")
     if synthetic:
@@ -293,6 +312,45 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     return wl.FixedPrompt(
         DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
     ), False
+
+
+def _sessions(args: argparse.Namespace, tokenizer: Any, synthetic: bool) -> Any:
+    """``--turns T [--think-time S]``: synthetic conversations, or a ShareGPT file's."""
+    from trtclient.loadtest import sessions
+    from trtclient.loadtest.workload import Length
+
+    if args.turns is None:
+        raise UsageError("--think-time and --followup-tokens apply to conversations: add --turns T")
+    check_positive(args.turns, "--turns")
+    think = parse_seconds(args.think_time, "--think-time") if args.think_time is not None else 0.0
+    if args.concurrency is None:
+        raise UsageError(
+            "--turns runs conversations, one per user: give the number of users with --concurrency N"
+        )
+    if args.shared_prefix is not None or args.prompt is not None:
+        raise UsageError("--turns builds its prompts from the conversation: drop --shared-prefix / --prompt")
+    if tokenizer is None:
+        raise UsageError("conversations need a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)")
+    if args.dataset is not None and not synthetic:
+        return sessions.ShareGptSessions(args.dataset, tokenizer, turns=args.turns, think_time_s=think)
+    if args.input_tokens is None or args.output_tokens is None:
+        raise UsageError("--turns needs --input-tokens (each user message) and --output-tokens, or --dataset")
+    i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
+    o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
+    followup = None
+    if args.followup_tokens is not None:
+        f_mean, f_std = parse_length(args.followup_tokens, "--followup-tokens")
+        followup = Length(f_mean, f_std)
+    return sessions.SyntheticSessions(
+        tokenizer,
+        args.turns,
+        Length(i_mean, i_std),
+        Length(o_mean, o_std),
+        think_time_s=think,
+        followup=followup,
+        seed=args.seed,
+        source_text=_corpus_text(),
+    )
 
 
 def _corpus_text() -> str | None:
