@@ -32,6 +32,7 @@ from trtclient.loadtest.schedule import (
     LoadShape,
     Phases,
     Rate,
+    Replay,
     Stop,
     Warmup,
     arrival_offsets,
@@ -190,7 +191,7 @@ class Runner:
     # ------------------------------------------------------------ schedule drivers
 
     async def _dispatch(
-        self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], t0: int, shape: Burst | Rate
+        self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], t0: int, shape: Burst | Rate | Replay
     ) -> None:
         """Open loop and bursts: one request per arrival, at its intended time.
 

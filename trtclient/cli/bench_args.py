@@ -65,6 +65,19 @@ def add_workload_arguments(work: Any) -> None:
         help="multi-turn: pause after each answer before the next turn (2, 500ms)",
     )
     work.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="replay a JSONL trace (Mooncake: timestamp ms, input_length, output_length, hash_ids) open loop",
+    )
+    work.add_argument(
+        "--trace-speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="replay the trace X times as fast (default: 1)",
+    )
+    work.add_argument(
         "--followup-tokens",
         metavar="MEAN[,STD]",
         help="multi-turn: length of the user messages after the first (default: --input-tokens)",
@@ -209,6 +222,8 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         workload, sets_lengths = _workload(args, tokenizer)
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
+    if args.trace is not None:
+        shape, stop = _replay(args, workload, duration)
     return BenchSpec(
         shape=shape,
         stop=stop,
@@ -267,12 +282,22 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
             ("--prompt", args.prompt),
             ("--dataset", args.dataset),
             ("--input-tokens", synthetic),
+            ("--trace", args.trace),
         )
         if on
     ]
     if len(chosen) > 1:
         raise UsageError(f"choose one workload: {' or '.join(chosen)}")
     max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
+    if args.trace is not None:
+        if tokenizer is None:
+            raise UsageError("--trace needs a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)")
+        from trtclient.loadtest.trace import TracePrompts
+
+        check_positive(args.trace_speed, "--trace-speed")
+        return TracePrompts(
+            args.trace, tokenizer, speed=args.trace_speed, seed=args.seed, source_text=_corpus_text()
+        ), True
     if args.turns is not None or args.think_time is not None or args.followup_tokens is not None:
         return _sessions(args, tokenizer, synthetic), True
     if args.shared_prefix is not None and not synthetic:
@@ -312,6 +337,20 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     return wl.FixedPrompt(
         DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
     ), False
+
+
+def _replay(args: argparse.Namespace, trace: Any, duration: float | None) -> tuple[Any, Any]:
+    """The trace's arrival times as the load shape; it stops at the trace's end unless told sooner."""
+    from trtclient.loadtest import schedule as sc
+
+    given = [
+        f for f in ("burst", "concurrency", "rate", "every", "max_concurrency", "ramp_up") if getattr(args, f)
+    ]
+    if given:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        raise UsageError(f"--trace sets the arrival times itself: drop {flags}")
+    requests = min(args.requests, len(trace.entries)) if args.requests else len(trace.entries)
+    return trace.shape(), sc.Stop(requests=requests, seconds=duration)
 
 
 def _sessions(args: argparse.Namespace, tokenizer: Any, synthetic: bool) -> Any:
