@@ -78,6 +78,12 @@ def add_workload_arguments(work: Any) -> None:
         help="replay the trace X times as fast (default: 1)",
     )
     work.add_argument(
+        "--lora",
+        metavar="NAME_OR_ID:WEIGHT,...",
+        help="LoRA mix: each request takes an adapter by weight, sent as lora_task_id (a number: an adapter "
+        "the server holds; a name: introduced with stand-in weights on first use, needs --transport grpc)",
+    )
+    work.add_argument(
         "--followup-tokens",
         metavar="MEAN[,STD]",
         help="multi-turn: length of the user messages after the first (default: --input-tokens)",
@@ -224,6 +230,8 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         raise UsageError(str(exc)) from None
     if args.trace is not None:
         shape, stop = _replay(args, workload, duration)
+    if args.lora is not None:
+        workload = _lora_mix(args, workload)
     return BenchSpec(
         shape=shape,
         stop=stop,
@@ -337,6 +345,25 @@ def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
     return wl.FixedPrompt(
         DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
     ), False
+
+
+def _lora_mix(args: argparse.Namespace, workload: Any) -> Any:
+    from trtclient.loadtest.lora import LoraMix, parse_lora
+    from trtclient.loadtest.sessions import Conversational
+    from trtclient.loadtest.workload import WorkloadError
+
+    if isinstance(workload, Conversational):
+        raise UsageError("--lora applies to single prompts, not to --turns conversations")
+    try:
+        mix = LoraMix(workload, parse_lora(args.lora), seed=args.seed)
+    except WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    if mix.needs_binary_inputs and args.transport != "grpc":
+        raise UsageError(
+            "--lora with adapter names sends FP16 lora_weights, which Triton's HTTP generate endpoint cannot "
+            "carry: add --transport grpc, or name adapters the server holds by their lora_task_id"
+        )
+    return mix
 
 
 def _replay(args: argparse.Namespace, trace: Any, duration: float | None) -> tuple[Any, Any]:

@@ -30,6 +30,7 @@ if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # loaded from it
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from kv_cache import Allocation, KvCache  # noqa: E402
+from lora_cache import LoraCache  # noqa: E402
 
 WordList = list[tuple[int, ...]]
 
@@ -90,6 +91,8 @@ class EngineSettings:
     profile_name: str
     eos_probability: float
     tables: dict[str, Any]
+    lora_cache_adapters: int = 8
+    lora_load_ms: float = 0.0
 
     @classmethod
     def load(cls, engine_dir: Path) -> EngineSettings:
@@ -118,7 +121,15 @@ class EngineSettings:
             batch_step_growth=float(profile.get("batch_step_growth", 0.0)),
         )
         tables = json.loads((engine_dir / cpu["tables"]).read_text())
-        return cls(limits, timing, str(profile["name"]), float(cpu.get("eos_probability", 0.0)), tables)
+        return cls(
+            limits,
+            timing,
+            str(profile["name"]),
+            float(cpu.get("eos_probability", 0.0)),
+            tables,
+            int(cpu.get("lora_cache_adapters", 8)),
+            float(cpu.get("lora_load_ms", 0.0)),
+        )
 
 
 class Generator:
@@ -176,6 +187,7 @@ class RequestSpec:
     greedy: bool = False
     stop_words: WordList = field(default_factory=list)
     bad_words: WordList = field(default_factory=list)
+    lora_task_id: int | None = None
     handle: Any = None
     """Opaque caller data (the Triton response sender and output options)."""
     arrival_ns: int = 0
@@ -275,6 +287,9 @@ class Scheduler:
             limits.tokens_per_block,
             reuse=kv_cache_reuse,
         )
+        self.lora = LoraCache(settings.lora_cache_adapters, settings.lora_load_ms / 1000.0)
+        self.lora_load_seconds = 0.0
+        """Time the latest iteration spends loading LoRA adapters into the device cache."""
         self.iterations = 0
         self.context_requests = 0
         """Sequences that ran their context phase in the latest iteration."""
@@ -327,6 +342,11 @@ class Scheduler:
                 seq.request.first_scheduled_ns = now
         self.context_requests = len(admitted)
         self.context_tokens = context_tokens
+        self.lora_load_seconds = sum(
+            self.lora.acquire(s.request.lora_task_id)
+            for s in admitted
+            if s.index == 0 and s.request.lora_task_id is not None
+        )
         return admitted
 
     def iteration_seconds(self, admitted: list[Sequence]) -> float:
@@ -343,7 +363,7 @@ class Scheduler:
         if decoding:
             mean = sum(len(s.request.prompt) + len(s.generated) for s in decoding) / len(decoding)
             step = self.timing.step_seconds(len(decoding), mean)
-        return context + step
+        return context + step + self.lora_load_seconds
 
     def step(self) -> None:
         """Produce one token for every active sequence (the first token for newly admitted ones)."""
