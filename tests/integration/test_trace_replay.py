@@ -23,7 +23,8 @@ pytestmark = pytest.mark.integration
 
 def _trace(path: Path, n: int = 30, rate: float = 20.0) -> list[dict[str, object]]:
     rng = random.Random(7)
-    stamp, rows = 1000.0, []
+    stamp = 1000.0
+    rows: list[dict[str, object]] = []
     for i in range(n):
         stamp += rng.expovariate(rate) * 1000
         shared = i % 3 != 0  # two of three requests share the first 512-token block
