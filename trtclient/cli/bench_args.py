@@ -13,7 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtclient.cli.common import UsageError
+from trtclient.cli.common import UsageError, check_positive, parse_length, parse_seconds
+from trtclient.cli.workload_args import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPT,
+    add_workload_arguments,
+    build_workload,
+    lora_mix,
+    replay,
+)
 
 __all__ = [
     "DEFAULT_BURST",
@@ -34,68 +42,8 @@ __all__ = [
     "parse_warmup",
 ]
 
-DEFAULT_PROMPT = "What is machine learning?"
-DEFAULT_MAX_TOKENS = 20
 DEFAULT_BURST = 20
 DEFAULT_REQUESTS = 100
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_LENGTH = re.compile(r"^\s*(\d+)\s*(?:(?:,|\+-|±|:)\s*(\d+(?:\.\d+)?))?\s*$")
-_UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "h": 3600.0}
-
-
-def add_workload_arguments(work: Any) -> None:
-    """The workload-shape flags (shared prefixes, sessions, trace replay, LoRA) on bench's parser group;
-    ``sweep`` and ``capacity`` take bench's parser, so they get them too."""
-    work.add_argument(
-        "--shared-prefix",
-        metavar="N:P",
-        help="N distinct prefixes of P tokens shared by the prompts; --input-tokens is the unique suffix",
-    )
-    work.add_argument(
-        "--turns",
-        type=int,
-        metavar="T",
-        help="multi-turn: each user (--concurrency) holds conversations of T turns, each turn's prompt the "
-        "history plus a new message (--input-tokens long, or a ShareGPT --dataset's human turns)",
-    )
-    work.add_argument(
-        "--think-time",
-        metavar="S",
-        help="multi-turn: pause after each answer before the next turn (2, 500ms)",
-    )
-    work.add_argument(
-        "--trace",
-        type=Path,
-        metavar="FILE",
-        help="replay a JSONL trace (Mooncake: timestamp ms, input_length, output_length, hash_ids) open loop",
-    )
-    work.add_argument(
-        "--trace-speed",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="replay the trace X times as fast (default: 1)",
-    )
-    work.add_argument(
-        "--lora",
-        metavar="NAME_OR_ID:WEIGHT,...",
-        help="LoRA mix: each request takes an adapter by weight, sent as lora_task_id (a number: an adapter "
-        "the server holds; a name: introduced with stand-in weights on first use, needs --transport grpc)",
-    )
-    work.add_argument(
-        "--followup-tokens",
-        metavar="MEAN[,STD]",
-        help="multi-turn: length of the user messages after the first (default: --input-tokens)",
-    )
-
-
-def parse_seconds(text: str, flag: str) -> float:
-    """``30``, ``30s``, ``500ms``, ``2m`` → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise UsageError(f"{flag} expects a duration such as 30, 30s, 500ms or 2m, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_warmup(text: str | None) -> tuple[int, float]:
@@ -105,14 +53,6 @@ def parse_warmup(text: str | None) -> tuple[int, float]:
     if text.strip().isdigit():
         return int(text), 0.0
     return 0, parse_seconds(text, "--warmup")
-
-
-def parse_length(text: str, flag: str) -> tuple[int, float]:
-    """``128`` or ``128,16`` (also ``128+-16``, ``128±16``) → (mean, stddev)."""
-    match = _LENGTH.match(text)
-    if not match:
-        raise UsageError(f"{flag} expects MEAN or MEAN,STDDEV in tokens (e.g. 128 or 128,16), got {text!r}")
-    return int(match.group(1)), float(match.group(2) or 0.0)
 
 
 def parse_slos(items: list[str]) -> dict[str, float]:
@@ -168,13 +108,17 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def check_positive(value: float | int | None, flag: str) -> None:
-    if value is not None and not value > 0:
-        raise UsageError(f"{flag} must be positive, got {value}")
+def build_spec(
+    args: argparse.Namespace,
+    *,
+    default_tokenizer: Callable[[], Path] | None,
+    max_input_len: int | None = None,
+) -> Any:
+    """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`.
 
-
-def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path] | None) -> Any:
-    """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`."""
+    ``max_input_len`` (known for the embedded server) lets prompts that could never fit be refused before
+    the run, naming the flag or the trace line.
+    """
     from trtclient.bench.session import BenchSpec
     from trtclient.loadtest import schedule as sc
     from trtclient.loadtest.workload import TokenCounter, WorkloadError
@@ -225,13 +169,13 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         tokenizer_dir = args.tokenizer or (default_tokenizer() if default_tokenizer else None)
         if tokenizer_dir is not None:
             tokenizer = TokenCounter.from_dir(tokenizer_dir)
-        workload, sets_lengths = _workload(args, tokenizer)
+        workload, sets_lengths = build_workload(args, tokenizer, max_input_len)
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
     if args.trace is not None:
-        shape, stop = _replay(args, workload, duration)
+        shape, stop = replay(args, workload, duration)
     if args.lora is not None:
-        workload = _lora_mix(args, workload)
+        workload = lora_mix(args, workload)
     return BenchSpec(
         shape=shape,
         stop=stop,
@@ -277,154 +221,6 @@ def _verify(args: argparse.Namespace) -> bool | str:
             raise UsageError(f"--cacert {args.cacert}: no such file")
         return str(args.cacert)
     return not args.insecure
-
-
-def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
-    """The workload and whether it sets each request's output length."""
-    from trtclient.loadtest import workload as wl
-
-    synthetic = args.input_tokens is not None or args.output_tokens is not None
-    chosen = [
-        name
-        for name, on in (
-            ("--prompt", args.prompt),
-            ("--dataset", args.dataset),
-            ("--input-tokens", synthetic),
-            ("--trace", args.trace),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one workload: {' or '.join(chosen)}")
-    max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
-    if args.trace is not None:
-        if tokenizer is None:
-            raise UsageError("--trace needs a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)")
-        from trtclient.loadtest.trace import TracePrompts
-
-        check_positive(args.trace_speed, "--trace-speed")
-        return TracePrompts(
-            args.trace, tokenizer, speed=args.trace_speed, seed=args.seed, source_text=_corpus_text()
-        ), True
-    if args.turns is not None or args.think_time is not None or args.followup_tokens is not None:
-        return _sessions(args, tokenizer, synthetic), True
-    if args.shared_prefix is not None and not synthetic:
-        raise UsageError("--shared-prefix N:P needs --input-tokens S (the unique suffix) and --output-tokens")
-    if synthetic:
-        if args.input_tokens is None or args.output_tokens is None:
-            raise UsageError("synthetic prompts need both --input-tokens and --output-tokens")
-        if args.max_tokens is not None:
-            raise UsageError("--max-tokens does not apply to synthetic prompts (use --output-tokens)")
-        if tokenizer is None:
-            raise UsageError(
-                "synthetic prompts need a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)"
-            )
-        source = _corpus_text()
-        i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
-        o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
-        inputs, outputs = wl.Length(i_mean, i_std), wl.Length(o_mean, o_std)
-        if args.shared_prefix is not None:
-            from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, parse_shared_prefix
-
-            shared = parse_shared_prefix(args.shared_prefix)
-            return SharedPrefixPrompts(
-                tokenizer, shared, inputs, outputs, seed=args.seed, source_text=source
-            ), True
-        return wl.SyntheticPrompts(tokenizer, inputs, outputs, seed=args.seed, source_text=source), True
-    if args.dataset is not None:
-        fmt = args.dataset_format
-        if fmt == "auto":
-            fmt = "jsonl" if args.dataset.suffix == ".jsonl" else "sharegpt"
-        if fmt == "jsonl":
-            return wl.JsonlPrompts(
-                args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed, shuffle=args.shuffle
-            ), False
-        return wl.ShareGptPrompts(
-            args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed
-        ), tokenizer is not None
-    return wl.FixedPrompt(
-        DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
-    ), False
-
-
-def _lora_mix(args: argparse.Namespace, workload: Any) -> Any:
-    from trtclient.loadtest.lora import LoraMix, parse_lora
-    from trtclient.loadtest.sessions import Conversational
-    from trtclient.loadtest.workload import WorkloadError
-
-    if isinstance(workload, Conversational):
-        raise UsageError("--lora applies to single prompts, not to --turns conversations")
-    try:
-        mix = LoraMix(workload, parse_lora(args.lora), seed=args.seed)
-    except WorkloadError as exc:
-        raise UsageError(str(exc)) from None
-    if mix.needs_binary_inputs and args.transport != "grpc":
-        raise UsageError(
-            "--lora with adapter names sends FP16 lora_weights, which Triton's HTTP generate endpoint cannot "
-            "carry: add --transport grpc, or name adapters the server holds by their lora_task_id"
-        )
-    return mix
-
-
-def _replay(args: argparse.Namespace, trace: Any, duration: float | None) -> tuple[Any, Any]:
-    """The trace's arrival times as the load shape; it stops at the trace's end unless told sooner."""
-    from trtclient.loadtest import schedule as sc
-
-    given = [
-        f for f in ("burst", "concurrency", "rate", "every", "max_concurrency", "ramp_up") if getattr(args, f)
-    ]
-    if given:
-        flags = ", ".join("--" + f.replace("_", "-") for f in given)
-        raise UsageError(f"--trace sets the arrival times itself: drop {flags}")
-    requests = min(args.requests, len(trace.entries)) if args.requests else len(trace.entries)
-    return trace.shape(), sc.Stop(requests=requests, seconds=duration)
-
-
-def _sessions(args: argparse.Namespace, tokenizer: Any, synthetic: bool) -> Any:
-    """``--turns T [--think-time S]``: synthetic conversations, or a ShareGPT file's."""
-    from trtclient.loadtest import sessions
-    from trtclient.loadtest.workload import Length
-
-    if args.turns is None:
-        raise UsageError("--think-time and --followup-tokens apply to conversations: add --turns T")
-    check_positive(args.turns, "--turns")
-    think = parse_seconds(args.think_time, "--think-time") if args.think_time is not None else 0.0
-    if args.concurrency is None:
-        raise UsageError(
-            "--turns runs conversations, one per user: give the number of users with --concurrency N"
-        )
-    if args.shared_prefix is not None or args.prompt is not None:
-        raise UsageError("--turns builds its prompts from the conversation: drop --shared-prefix / --prompt")
-    if tokenizer is None:
-        raise UsageError("conversations need a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)")
-    if args.dataset is not None and not synthetic:
-        return sessions.ShareGptSessions(args.dataset, tokenizer, turns=args.turns, think_time_s=think)
-    if args.input_tokens is None or args.output_tokens is None:
-        raise UsageError("--turns needs --input-tokens (each user message) and --output-tokens, or --dataset")
-    i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
-    o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
-    followup = None
-    if args.followup_tokens is not None:
-        f_mean, f_std = parse_length(args.followup_tokens, "--followup-tokens")
-        followup = Length(f_mean, f_std)
-    return sessions.SyntheticSessions(
-        tokenizer,
-        args.turns,
-        Length(i_mean, i_std),
-        Length(o_mean, o_std),
-        think_time_s=think,
-        followup=followup,
-        seed=args.seed,
-        source_text=_corpus_text(),
-    )
-
-
-def _corpus_text() -> str | None:
-    try:
-        from trtclient.server.tokenizer import corpus_text
-    except ImportError:
-        return None
-    return corpus_text()
 
 
 # ---------------------------------------------------------------- running

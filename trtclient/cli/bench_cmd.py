@@ -177,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
     from trtclient.server.tokenizer import default_tokenizer_dir
 
     check_positive(args.max_batch_size, "--max-batch-size")
-    spec = build_spec(args, default_tokenizer=default_tokenizer_dir)
+    spec = build_spec(
+        args, default_tokenizer=default_tokenizer_dir, max_input_len=EmbeddedTriton.max_input_len
+    )
     print(f"starting the embedded Triton server (profile {args.profile}) ...", file=sys.stderr, flush=True)
     with EmbeddedTriton(
         profile=args.profile,
