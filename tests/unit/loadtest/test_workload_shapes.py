@@ -151,3 +151,20 @@ def test_the_breakdown_splits_ttft_by_cache_hit_and_by_turn() -> None:
     assert cache["hit"].ok == 2 and cache["hit"].kv_hit_rate == pytest.approx(0.7)
     assert cache["miss"].ttft is not None and cache["miss"].ttft.p50 == 300e6
     assert [g.label for g in split.turns] == ["turn 1", "turn 2"] and not split.adapters
+
+
+def test_jsonl_lines_may_share_a_prefix(tmp_path: Path, tokenizer: TokenCounter) -> None:
+    from trtclient.loadtest.workload import JsonlPrompts
+
+    rows: list[dict[str, object]] = [
+        {"prefix": "You answer briefly.", "text_input": "What is a GPU?"},
+        {"prefix": "You answer briefly.", "text_input": "What is a CPU?", "max_tokens": 9},
+    ]
+    prompts = list(itertools.islice(JsonlPrompts(_write(tmp_path / "d.jsonl", rows), 5).prompts(), 2))
+    assert [p.text for p in prompts] == [
+        "You answer briefly.\nWhat is a GPU?",
+        "You answer briefly.\nWhat is a CPU?",
+    ]
+    assert [p.max_tokens for p in prompts] == [5, 9]
+    with pytest.raises(WorkloadError, match=r"d.jsonl:1: prefix must be a non-empty string"):
+        JsonlPrompts(_write(tmp_path / "d.jsonl", [{"prefix": 3, "text_input": "x"}]), 5)
