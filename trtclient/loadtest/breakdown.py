@@ -14,7 +14,7 @@ from typing import Any
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.records import RequestRecord
 
-__all__ = ["Group", "WorkloadBreakdown", "breakdown"]
+__all__ = ["Group", "WorkloadBreakdown", "breakdown", "format_breakdown"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,10 @@ def breakdown(records: Iterable[RequestRecord]) -> WorkloadBreakdown:
     )
 
 
+def _ms(summary: m.Summary | None, field: str) -> str:
+    return "-" if summary is None else f"{getattr(summary, field) * 1e-6:.1f}"
+
+
 def format_breakdown(split: WorkloadBreakdown) -> list[str]:
     """Console lines: one small table per split."""
     lines: list[str] = []
@@ -118,14 +122,7 @@ def format_breakdown(split: WorkloadBreakdown) -> list[str]:
         )
         for g in groups:
             rate = "-" if g.kv_hit_rate is None else f"{g.kv_hit_rate:.0%}"
-            cells = [
-                "-" if s is None else f"{v * 1e-6:.1f}"
-                for s, v in (
-                    (g.ttft, g.ttft.p50 if g.ttft else 0),
-                    (g.ttft, g.ttft.p99 if g.ttft else 0),
-                    (g.e2e, g.e2e.p50 if g.e2e else 0),
-                )
-            ]
+            cells = [_ms(g.ttft, "p50"), _ms(g.ttft, "p99"), _ms(g.e2e, "p50")]
             lines.append(
                 f"  {g.label:<12}{g.ok:>6}{g.failed:>8}{rate:>10}{cells[0]:>11}{cells[1]:>11}{cells[2]:>11}"
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trtclient.loadtest.breakdown import breakdown
+from trtclient.loadtest.breakdown import breakdown, format_breakdown
 from trtclient.loadtest.lora import LoraMix, parse_lora
 from trtclient.loadtest.records import RequestRecord
 from trtclient.loadtest.sessions import Conversation, SyntheticSessions
@@ -151,6 +151,9 @@ def test_the_breakdown_splits_ttft_by_cache_hit_and_by_turn() -> None:
     assert cache["hit"].ok == 2 and cache["hit"].kv_hit_rate == pytest.approx(0.7)
     assert cache["miss"].ttft is not None and cache["miss"].ttft.p50 == 300e6
     assert [g.label for g in split.turns] == ["turn 1", "turn 2"] and not split.adapters
+    lines = format_breakdown(split)
+    hit_line = next(line for line in lines if line.strip().startswith("hit"))
+    assert hit_line.split() == ["hit", "2", "0", "70%", "60.0", "69.8", "60.0"]
 
 
 def test_jsonl_lines_may_share_a_prefix(tmp_path: Path, tokenizer: TokenCounter) -> None:
