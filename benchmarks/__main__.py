@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "locust_capacity",
     "soak",
     "memory",
+    "workload_cache",
 )
 
 

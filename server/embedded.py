@@ -66,6 +66,8 @@ class EmbeddedTriton(ServerLifecycle):
     max_input_len: int = 1024
     max_seq_len: int = 2048
     kv_cache_tokens: int | None = None
+    kv_cache_reuse: bool = True
+    """``enable_kv_cache_reuse``: prompts that start like an earlier one reuse its cached KV blocks."""
     eos_probability: float = 0.0
     accumulate_tokens: bool = False
     startup_timeout: float = 60.0
@@ -214,6 +216,7 @@ class EmbeddedTriton(ServerLifecycle):
             "postprocessing_instance_count": str(self.postprocessing_instances),
             "bls_instance_count": str(self.bls_instances),
             "accumulate_tokens": "true" if self.accumulate_tokens else "false",
+            "enable_kv_cache_reuse": "true" if self.kv_cache_reuse else "false",
             "tensorrt_llm_model_name": "tensorrt_llm",
             "tensorrt_llm_draft_model_name": "",
             "logits_datatype": "TYPE_FP32",

@@ -67,11 +67,23 @@ def build_cpu_engine(
     max_num_tokens: int = 8192,
     kv_cache_tokens: int | None = None,
     eos_probability: float = 0.0,
+    tokens_per_block: int = 64,
+    lora_cache_adapters: int = 8,
+    lora_load_ms: float | None = None,
 ) -> Path:
-    """Write a CPU engine directory to ``out_dir`` and return it."""
+    """Write a CPU engine directory to ``out_dir`` and return it.
+
+    ``tokens_per_block`` is the paged KV cache's block size (``trtllm-build --tokens_per_block``, 64 by
+    default), kept where TRT-LLM keeps it: ``build_config.plugin_config.tokens_per_block``.
+    ``lora_cache_adapters`` adapters fit the engine's device LoRA cache; loading one that is not there
+    adds ``lora_load_ms`` to the iteration that admits its request (default: 0 for a profile without
+    timing, else 20 ms, this project's assumption, not a published figure).
+    """
     timing = get_profile(profile) if isinstance(profile, str) else profile
     if max_seq_len <= max_input_len:
         raise ValueError(f"max_seq_len ({max_seq_len}) must exceed max_input_len ({max_input_len})")
+    if tokens_per_block < 1:
+        raise ValueError(f"tokens_per_block must be at least 1, got {tokens_per_block}")
     if not 0.0 <= eos_probability < 1.0:
         raise ValueError(f"eos_probability must be in [0, 1), got {eos_probability}")
     tables = markov_tables(tokenizer_dir)
@@ -97,12 +109,18 @@ def build_cpu_engine(
             "max_seq_len": max_seq_len,
             "max_num_tokens": max_num_tokens,
             "kv_cache_type": "paged",
-            "plugin_config": {"paged_kv_cache": True, "remove_input_padding": True},
+            "plugin_config": {
+                "paged_kv_cache": True,
+                "remove_input_padding": True,
+                "tokens_per_block": tokens_per_block,
+            },
         },
         "cpu_engine": {
             "profile": timing.to_json(),
             "kv_cache_tokens": kv_cache_tokens or max_batch_size * max_seq_len // 2,
             "eos_probability": eos_probability,
+            "lora_cache_adapters": lora_cache_adapters,
+            "lora_load_ms": (20.0 if timing.context_ms else 0.0) if lora_load_ms is None else lora_load_ms,
             "tables": TABLES_FILE,
             "tokenizer_dir": str(tokenizer_dir),
         },

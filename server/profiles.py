@@ -59,8 +59,9 @@ class Profile:
 def _interpolate(points: Sequence[tuple[int, float]], x: float) -> float:
     """Piecewise-linear through ``points``, extended linearly past both ends.
 
-    The CPU engine (``model_repository/tensorrt_llm/1/cpu_engine.py``) runs in Triton's model environment,
-    without trtclient, and carries its own copy; ``tests/unit/test_cpu_engine.py`` checks that the two agree.
+    The CPU engine (``model_repository/tensorrt_llm/1/engine_settings.py``) runs in Triton's model
+    environment, without trtclient, and carries its own copy; ``tests/unit/test_cpu_engine.py`` checks
+    that the two agree.
     """
     if len(points) == 1:
         return points[0][1]

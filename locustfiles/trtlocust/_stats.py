@@ -47,6 +47,8 @@ HISTOGRAMS: dict[str, str] = {
     "ttft_sched": m.DEFINITIONS["ttft_sched"],
     "schedule_lag": m.DEFINITIONS["schedule_lag"],
     "first_token_lag": "first content event arrival - the engine's first_token_time_ns (return_perf_metrics)",
+    "ttft_kv_hit": "ttft of requests whose KV-cache blocks the engine partly reused (kv_hit_rate > 0)",
+    "ttft_kv_miss": "ttft of requests the engine reported no reused KV-cache block for",
 }
 
 #: Metrics that also get a row of their own in Locust's statistics (request type = the upper-case name).
@@ -95,6 +97,9 @@ class RunStats:
         """Latest end of a request, nanoseconds since the epoch."""
         self.tokens_by_second: dict[int, float] = {}
         """Output tokens by the epoch second their event arrived in (for the current rate)."""
+        self.kv_hit_rate_sum = 0.0
+        self.kv_reported = 0
+        """Successful requests whose engine reported KV-cache figures, and the sum of their hit rates."""
 
     # ------------------------------------------------------------ filling
 
@@ -134,6 +139,13 @@ class RunStats:
             value = metric(record)
             if value is not None:
                 h[name].add(value)
+        rate = m.kv_hit_rate(record)
+        ttft = m.ttft_ns(record)
+        if rate is not None:
+            self.kv_hit_rate_sum += rate
+            self.kv_reported += 1
+            if ttft is not None:
+                h["ttft_kv_hit" if rate > 0 else "ttft_kv_miss"].add(ttft)
         itl = h["itl"]
         for gap in m.itl_ns(record):
             itl.add(gap)
@@ -169,6 +181,8 @@ class RunStats:
             "first_start_ns": self.first_start_ns,
             "last_end_ns": self.last_end_ns,
             "tokens_by_second": dict(self.tokens_by_second),
+            "kv_hit_rate_sum": self.kv_hit_rate_sum,
+            "kv_reported": self.kv_reported,
         }
 
     def take(self) -> dict[str, Any]:
@@ -188,6 +202,8 @@ class RunStats:
         self.output_tokens += int(data.get("output_tokens", 0))
         self.scheduled += int(data.get("scheduled", 0))
         self.unsent += int(data.get("unsent", 0))
+        self.kv_hit_rate_sum += float(data.get("kv_hit_rate_sum", 0.0))
+        self.kv_reported += int(data.get("kv_reported", 0))
         _add_counts(self.failures, data.get("failures", {}))
         _add_counts(self.output_token_sources, data.get("output_token_sources", {}))
         first, last = data.get("first_start_ns"), data.get("last_end_ns")
@@ -273,6 +289,8 @@ class RunStats:
             value = self.tokens_per_s_per_user(q)
             if value is not None:
                 rows.append((f"output_tokens_per_s_per_user_p{q}", value, "tokens/s"))
+        if self.kv_reported:
+            rows.append(("kv_hit_rate_mean", self.kv_hit_rate_sum / self.kv_reported, "ratio"))
         for kind, n in sorted(self.failures.items()):
             rows.append((f"failed_{kind}", n, "requests"))
         for source, n in sorted(self.output_token_sources.items()):

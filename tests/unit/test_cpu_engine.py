@@ -37,7 +37,12 @@ ce = _load()
 def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("engine")
     return build_cpu_engine(
-        out, tokenizer_dir=default_tokenizer_dir(), profile="orin-int4", max_batch_size=4, kv_cache_tokens=100
+        out,
+        tokenizer_dir=default_tokenizer_dir(),
+        profile="orin-int4",
+        max_batch_size=4,
+        kv_cache_tokens=100,
+        tokens_per_block=10,
     )
 
 

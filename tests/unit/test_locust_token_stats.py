@@ -309,3 +309,24 @@ def test_summary_and_totals_lines_say_the_same_counts() -> None:
     assert tables.totals_line(stats).startswith(
         "ok=2 failed=1 cancelled=0 scheduled=0 unsent=0 output_tokens=5 n_ttft=2"
     )
+
+
+def test_ttft_splits_by_kv_cache_hit_and_the_hit_rate_survives_merging() -> None:
+    def kv(reused: int, first_event: int) -> RequestRecord:
+        r = rec(events=[first_event, first_event + 1_000_000])
+        r.kv_cache = {"kv_cache_reused_blocks": reused, "kv_cache_alloc_total_blocks": 4}
+        return r
+
+    worker_a, worker_b = ts.RunStats(), ts.RunStats()
+    worker_a.add_record(kv(3, 11_000_000))
+    worker_a.add_record(kv(0, 51_000_000))
+    worker_b.add_record(kv(2, 21_000_000))
+    worker_b.add_record(rec())  # no KV figures: in neither split
+    master = ts.merged([over_the_wire(w.take()) for w in (worker_a, worker_b)])
+    hit, miss = master.histograms["ttft_kv_hit"], master.histograms["ttft_kv_miss"]
+    assert (hit.count, miss.count) == (2, 1)
+    assert miss.percentile(50) == pytest.approx(50_000_000, rel=1e-3)
+    figures = {name: value for name, value, _ in master.throughput()}
+    assert figures["kv_hit_rate_mean"] == pytest.approx((0.75 + 0 + 0.5) / 3)
+    rows = {row["metric"] for row in tables.latency_table(master, "ensemble")}
+    assert {"ttft_kv_hit", "ttft_kv_miss"} <= rows

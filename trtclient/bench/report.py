@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trtclient.loadtest import metrics as m
+from trtclient.loadtest.breakdown import WorkloadBreakdown, format_breakdown
 from trtclient.loadtest.histogram import RELATIVE_ERROR
 from trtclient.loadtest.metrics import RunMetrics, Summary
 from trtclient.loadtest.records import RequestRecord
@@ -89,6 +90,8 @@ class Report:
     """Signs that the client, not the server, limited the run."""
     notes: list[str] = field(default_factory=list)
     """Facts about how the run was made (e.g. output lengths could not be forced)."""
+    workload: WorkloadBreakdown | None = None
+    """Latency by KV-cache hit or miss, by turn, by adapter (when the run had any of them)."""
 
 
 def client_warnings(metrics: RunMetrics, client: ClientLoad) -> list[str]:
@@ -200,6 +203,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "wall_s": report.client.wall_s,
         "cpu_cores": report.client.cores,
     }
+    out["workload"] = report.workload.to_json() if report.workload else None
     out["server_metrics"] = report.server
     out["warnings"] = report.warnings
     out["notes"] = report.notes
@@ -385,6 +389,8 @@ def format_console(report: Report) -> str:
     for pair, (compared, differ) in mt.token_disagreements.items():
         if differ:
             lines.append(f"token counts disagree ({pair}) on {differ} of {compared} requests")
+    if report.workload:
+        lines.extend(format_breakdown(report.workload))
     if report.server:
         lines.append("")
         lines.extend(format_server(report.server))

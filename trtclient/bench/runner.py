@@ -1,9 +1,11 @@
 """The load engine: sends a workload on a schedule through the async client and records every request.
 
 Open loops and bursts are paced by :class:`~trtclient.bench.pacer.Pacer` at absolute intended times;
-closed loops keep ``concurrency`` workers busy. Each request becomes one
-:class:`~trtclient.loadtest.records.RequestRecord` that ends ``ok``, ``failed`` (with its error kind) or
-``cancelled``, is appended to the sink as soon as it ends, and is never retried.
+closed loops keep ``concurrency`` workers busy. With a conversational workload
+(:mod:`~trtclient.loadtest.sessions`) each closed-loop worker is a user holding one conversation at a
+time: a turn is sent when the previous answer has arrived and the think time has passed. Each request
+becomes one :class:`~trtclient.loadtest.records.RequestRecord` that ends ``ok``, ``failed`` (with its
+error kind) or ``cancelled``, is appended to the sink as soon as it ends, and is never retried.
 
 With ``keep_records=False`` a finished record goes only to the ``accumulator`` (the run's summaries,
 in bounded memory) and the sink (on disk), and the result's ``records`` stay empty.
@@ -35,11 +37,13 @@ from trtclient.loadtest.schedule import (
     LoadShape,
     Phases,
     Rate,
+    Replay,
     Stop,
     Warmup,
     arrival_offsets,
     worker_start_offsets,
 )
+from trtclient.loadtest.sessions import Conversation, Conversational
 from trtclient.loadtest.workload import Prompt, TokenCounter, Workload
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.streaming import StreamHead
@@ -128,7 +132,7 @@ class Runner:
         self.keep_records = keep_records
         self.counters = Counters()
         self.records: list[RequestRecord] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._ceiling: asyncio.Semaphore | None = None
         self._next_index = 0
@@ -147,7 +151,12 @@ class Runner:
         t0 = now_ns() + START_DELAY_NS
         self.counters.started_ns = t0
         with Pacer() as pacer:
-            if isinstance(shape, Concurrency):
+            if isinstance(shape, Concurrency) and isinstance(self.workload, Conversational):
+                offsets = worker_start_offsets(shape, ramp_up_s=self.config.ramp_up_s)
+                chats = self.workload.conversations()
+                think_ns = round(self.workload.think_time_s * 1e9)
+                drivers = [self._user(pacer, phases, chats, think_ns, t0 + off) for off in offsets]
+            elif isinstance(shape, Concurrency):
                 offsets = worker_start_offsets(shape, ramp_up_s=self.config.ramp_up_s)
                 drivers = [self._worker(pacer, phases, prompts, t0 + off) for off in offsets]
             else:
@@ -194,7 +203,7 @@ class Runner:
     # ------------------------------------------------------------ schedule drivers
 
     async def _dispatch(
-        self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], t0: int, shape: Burst | Rate
+        self, pacer: Pacer, phases: Phases, prompts: Iterator[Prompt], t0: int, shape: Burst | Rate | Replay
     ) -> None:
         """Open loop and bursts: one request per arrival, at its intended time.
 
@@ -223,7 +232,7 @@ class Runner:
         for prompt, request, warmup in batch:
             self._spawn(self._send(self._take_index(), intended, prompt, request, warmup))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, RecordBuilder]) -> asyncio.Task[RecordBuilder]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -243,6 +252,29 @@ class Runner:
             await self._spawn(self._send(self._take_index(), intended, prompt, request, phase == "warmup"))
             intended = now_ns()
 
+    async def _user(
+        self, pacer: Pacer, phases: Phases, chats: Iterator[Conversation], think_ns: int, start: int
+    ) -> None:
+        """Closed loop of conversations: each turn after the previous answer and the think time."""
+        await pacer.sleep_until(start)
+        intended = start
+        t0 = self.counters.started_ns
+        while not self._stopping:
+            chat = next(chats)
+            while not self._stopping and (prompt := chat.next_prompt()) is not None:
+                phase = phases.classify(intended - t0)
+                if phase == "stop":
+                    return
+                request = self.options.build(prompt)
+                live = await self._spawn(
+                    self._send(self._take_index(), intended, prompt, request, phase == "warmup")
+                )
+                if live.record.status != "ok":
+                    break  # without its answer the conversation cannot go on
+                chat.answered("".join(live.texts))
+                intended = now_ns() + think_ns
+                await pacer.sleep_until(intended)
+
     def _take_index(self) -> int:
         index = self._next_index
         self._next_index += 1
@@ -252,7 +284,7 @@ class Runner:
 
     async def _send(
         self, index: int, intended: int, prompt: Prompt, request: GenerateRequest, warmup: bool
-    ) -> None:
+    ) -> RecordBuilder:
         record = RequestRecord(
             index=index,
             intended_ns=intended,
@@ -260,6 +292,8 @@ class Runner:
             prompt_id=prompt.id,
             requested_output_tokens=prompt.max_tokens,
             forced_output_tokens=self.options.force_output_length,
+            turn=prompt.turn,
+            adapter=prompt.adapter,
         )
         live = RecordBuilder(record, prompt)
         c = self.counters
@@ -279,6 +313,7 @@ class Runner:
             if record.dispatched_ns is not None:
                 c.in_flight -= 1
             self._finish(live)
+        return live
 
     async def _stream(self, live: RecordBuilder, request: GenerateRequest) -> None:
         live.dispatched()

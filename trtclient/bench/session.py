@@ -25,10 +25,11 @@ from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.accumulator import LATENCY_SOURCE, RunAccumulator
+from trtclient.loadtest.breakdown import breakdown
 from trtclient.loadtest.heap import frozen_heap
 from trtclient.loadtest.records import JsonlSink, RequestRecord
 from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
-from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
+from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Replay, Stop, Warmup
 from trtclient.loadtest.workload import Prompt, TokenCounter, Workload, WorkloadError
 from trtclient.options import Timeout
 from trtclient.prometheus import Sample
@@ -95,6 +96,8 @@ def describe_shape(shape: LoadShape) -> str:
         return f"burst of {shape.size} at once{every}"
     if isinstance(shape, Concurrency):
         return f"closed loop, {shape.concurrency} in flight"
+    if isinstance(shape, Replay):
+        return f"trace replay, {len(shape.offsets_ns)} arrivals at {shape.speed:g}x"
     extra = f", burstiness {shape.burstiness:g}" if shape.arrival == "gamma" else ""
     cap = f", at most {shape.max_concurrency} in flight" if shape.max_concurrency else ""
     return f"open loop, {shape.rate:g} req/s {shape.arrival}{extra}{cap}"
@@ -122,6 +125,8 @@ def _config(spec: BenchSpec, url: str, options: RequestOptions, extra: Mapping[s
     shape = spec.shape
     url = redact_url(url)
     load: dict[str, Any] = {"kind": type(shape).__name__.lower(), **vars(shape)}
+    if isinstance(shape, Replay):  # the arrival times stay in the trace file
+        load = {"kind": "replay", "arrivals": len(shape.offsets_ns), "speed": shape.speed}
     return {
         "description": f"{describe_shape(shape)} · {spec.workload.description} · {spec.model} at {url}",
         "url": url,
@@ -239,6 +244,7 @@ async def run_bench(
         interrupted=result.interrupted,
         warnings=client_warnings(run_metrics, result.client),
         notes=notes,
+        workload=breakdown(result.records),
     )
     scrapes = list(zip(scraper.stamps_ns, scraper.scrapes, strict=True)) if scraper is not None else []
     return BenchOutcome(report=report, result=result, server_scrapes=scrapes)

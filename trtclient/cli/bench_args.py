@@ -13,7 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtclient.cli.common import UsageError
+from trtclient.cli.common import UsageError, check_positive, parse_length, parse_seconds
+from trtclient.cli.workload_args import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPT,
+    add_workload_arguments,
+    build_workload,
+    lora_mix,
+    replay,
+)
 
 __all__ = [
     "DEFAULT_BURST",
@@ -21,6 +29,7 @@ __all__ = [
     "DEFAULT_PROMPT",
     "DEFAULT_REQUESTS",
     "RESERVED_PARAMS",
+    "add_workload_arguments",
     "build_spec",
     "check_outputs",
     "check_positive",
@@ -33,22 +42,8 @@ __all__ = [
     "parse_warmup",
 ]
 
-DEFAULT_PROMPT = "What is machine learning?"
-DEFAULT_MAX_TOKENS = 20
 DEFAULT_BURST = 20
 DEFAULT_REQUESTS = 100
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_LENGTH = re.compile(r"^\s*(\d+)\s*(?:(?:,|\+-|±|:)\s*(\d+(?:\.\d+)?))?\s*$")
-_UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "h": 3600.0}
-
-
-def parse_seconds(text: str, flag: str) -> float:
-    """``30``, ``30s``, ``500ms``, ``2m`` → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise UsageError(f"{flag} expects a duration such as 30, 30s, 500ms or 2m, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_warmup(text: str | None) -> tuple[int, float]:
@@ -58,14 +53,6 @@ def parse_warmup(text: str | None) -> tuple[int, float]:
     if text.strip().isdigit():
         return int(text), 0.0
     return 0, parse_seconds(text, "--warmup")
-
-
-def parse_length(text: str, flag: str) -> tuple[int, float]:
-    """``128`` or ``128,16`` (also ``128+-16``, ``128±16``) → (mean, stddev)."""
-    match = _LENGTH.match(text)
-    if not match:
-        raise UsageError(f"{flag} expects MEAN or MEAN,STDDEV in tokens (e.g. 128 or 128,16), got {text!r}")
-    return int(match.group(1)), float(match.group(2) or 0.0)
 
 
 def parse_slos(items: list[str]) -> dict[str, float]:
@@ -121,13 +108,17 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def check_positive(value: float | int | None, flag: str) -> None:
-    if value is not None and not value > 0:
-        raise UsageError(f"{flag} must be positive, got {value}")
+def build_spec(
+    args: argparse.Namespace,
+    *,
+    default_tokenizer: Callable[[], Path] | None,
+    max_input_len: int | None = None,
+) -> Any:
+    """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`.
 
-
-def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path] | None) -> Any:
-    """Turn the command line into a :class:`~trtclient.bench.session.BenchSpec`."""
+    ``max_input_len`` (known for the embedded server) lets prompts that could never fit be refused before
+    the run, naming the flag or the trace line.
+    """
     from trtclient.bench.session import BenchSpec
     from trtclient.loadtest import schedule as sc
     from trtclient.loadtest.workload import TokenCounter, WorkloadError
@@ -178,9 +169,13 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         tokenizer_dir = args.tokenizer or (default_tokenizer() if default_tokenizer else None)
         if tokenizer_dir is not None:
             tokenizer = TokenCounter.from_dir(tokenizer_dir)
-        workload, sets_lengths = _workload(args, tokenizer)
+        workload, sets_lengths = build_workload(args, tokenizer, max_input_len)
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
+    if args.trace is not None:
+        shape, stop = replay(args, workload, duration)
+    if args.lora is not None:
+        workload = lora_mix(args, workload)
     return BenchSpec(
         shape=shape,
         stop=stop,
@@ -227,61 +222,6 @@ def _verify(args: argparse.Namespace) -> bool | str:
             raise UsageError(f"--cacert {args.cacert}: no such file")
         return str(args.cacert)
     return not args.insecure
-
-
-def _workload(args: argparse.Namespace, tokenizer: Any) -> tuple[Any, bool]:
-    """The workload and whether it sets each request's output length."""
-    from trtclient.loadtest import workload as wl
-
-    synthetic = args.input_tokens is not None or args.output_tokens is not None
-    chosen = [
-        name
-        for name, on in (
-            ("--prompt", args.prompt),
-            ("--dataset", args.dataset),
-            ("--input-tokens", synthetic),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one workload: {' or '.join(chosen)}")
-    max_tokens = args.max_tokens or DEFAULT_MAX_TOKENS
-    if synthetic:
-        if args.input_tokens is None or args.output_tokens is None:
-            raise UsageError("synthetic prompts need both --input-tokens and --output-tokens")
-        if args.max_tokens is not None:
-            raise UsageError("--max-tokens does not apply to synthetic prompts (use --output-tokens)")
-        if tokenizer is None:
-            raise UsageError(
-                "synthetic prompts need a tokenizer: pass --tokenizer DIR (a Hugging Face tokenizer)"
-            )
-        source = _corpus_text()
-        i_mean, i_std = parse_length(args.input_tokens, "--input-tokens")
-        o_mean, o_std = parse_length(args.output_tokens, "--output-tokens")
-        inputs, outputs = wl.Length(i_mean, i_std), wl.Length(o_mean, o_std)
-        return wl.SyntheticPrompts(tokenizer, inputs, outputs, seed=args.seed, source_text=source), True
-    if args.dataset is not None:
-        fmt = args.dataset_format
-        if fmt == "auto":
-            fmt = "jsonl" if args.dataset.suffix == ".jsonl" else "sharegpt"
-        if fmt == "jsonl":
-            return wl.JsonlPrompts(
-                args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed, shuffle=args.shuffle
-            ), False
-        return wl.ShareGptPrompts(
-            args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed
-        ), tokenizer is not None
-    return wl.FixedPrompt(
-        DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer
-    ), False
-
-
-def _corpus_text() -> str | None:
-    try:
-        from trtclient.server.tokenizer import corpus_text
-    except ImportError:
-        return None
-    return corpus_text()
 
 
 # ---------------------------------------------------------------- running

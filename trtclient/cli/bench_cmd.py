@@ -19,6 +19,7 @@ from typing import Any
 from trtclient.cli.bench_args import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROMPT,
+    add_workload_arguments,
     build_spec,
     check_outputs,
     check_positive,
@@ -53,6 +54,12 @@ def register(subparsers: Any) -> None:
     )
     server.add_argument(
         "--max-batch-size", type=int, default=64, help="embedded server batch size (default: 64)"
+    )
+    server.add_argument(
+        "--no-kv-cache-reuse",
+        dest="kv_cache_reuse",
+        action="store_false",
+        help="embedded server: turn off KV-cache block reuse (on by default), to compare",
     )
     server.add_argument("--timeout", type=float, default=300.0, help="read timeout in seconds (default: 300)")
     server.add_argument(
@@ -106,6 +113,7 @@ def register(subparsers: Any) -> None:
     work.add_argument("--dataset", type=Path, metavar="FILE", help="prompts from a JSONL or ShareGPT file")
     work.add_argument("--dataset-format", choices=("auto", "jsonl", "sharegpt"), default="auto")
     work.add_argument("--shuffle", action="store_true", help="shuffle a JSONL dataset (seeded)")
+    add_workload_arguments(work)
     work.add_argument(
         "--tokenizer",
         type=Path,
@@ -176,16 +184,24 @@ def run(args: argparse.Namespace) -> int:
     from trtclient.server.tokenizer import default_tokenizer_dir
 
     check_positive(args.max_batch_size, "--max-batch-size")
-    spec = build_spec(args, default_tokenizer=default_tokenizer_dir)
+    spec = build_spec(
+        args, default_tokenizer=default_tokenizer_dir, max_input_len=EmbeddedTriton.max_input_len
+    )
     print(f"starting the embedded Triton server (profile {args.profile}) ...", file=sys.stderr, flush=True)
     with EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
+        kv_cache_reuse=args.kv_cache_reuse,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     ) as server:
         url = server.grpc_url if args.transport == "grpc" else server.url
         print(f"serving at {server.url} (metrics {server.metrics_url})", file=sys.stderr, flush=True)
-        info = {"server": "embedded", "profile": args.profile, "max_batch_size": args.max_batch_size}
+        info = {
+            "server": "embedded",
+            "profile": args.profile,
+            "max_batch_size": args.max_batch_size,
+            "kv_cache_reuse": args.kv_cache_reuse,
+        }
         return _bench(args, spec, url, args.metrics_url or server.metrics_url, server_info=info)
 
 

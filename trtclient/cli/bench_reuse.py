@@ -121,11 +121,17 @@ def serve_target(args: argparse.Namespace) -> Iterator[Target]:
     with EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
+        kv_cache_reuse=args.kv_cache_reuse,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     ) as server:
         url = server.grpc_url if args.transport == "grpc" else server.url
         print(f"serving at {server.url} (metrics {server.metrics_url})", file=sys.stderr, flush=True)
-        info = {"server": "embedded", "profile": args.profile, "max_batch_size": args.max_batch_size}
+        info = {
+            "server": "embedded",
+            "profile": args.profile,
+            "max_batch_size": args.max_batch_size,
+            "kv_cache_reuse": args.kv_cache_reuse,
+        }
         yield Target(url, args.metrics_url or server.metrics_url, info)
 
 

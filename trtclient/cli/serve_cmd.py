@@ -40,6 +40,12 @@ def register(subparsers: Any) -> None:
     emb.add_argument("--max-batch-size", type=int, default=64, help="engine max batch size (default: 64)")
     emb.add_argument("--max-queue-size", type=int, default=0, help="tensorrt_llm queue limit, 0 = unbounded")
     emb.add_argument("--kv-cache-tokens", type=int, help="KV-cache capacity in tokens")
+    emb.add_argument(
+        "--no-kv-cache-reuse",
+        dest="kv_cache_reuse",
+        action="store_false",
+        help="turn off enable_kv_cache_reuse (on by default: shared prompt prefixes reuse cached KV blocks)",
+    )
     emb.add_argument("--eos-probability", type=float, default=0.0, help="chance per token of ending early")
     emb.add_argument("--preprocessing-instances", type=int, default=1)
     emb.add_argument("--postprocessing-instances", type=int, default=1)
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         bls_instances=args.bls_instances,
         max_queue_size=args.max_queue_size,
         kv_cache_tokens=args.kv_cache_tokens,
+        kv_cache_reuse=args.kv_cache_reuse,
         eos_probability=args.eos_probability,
         accumulate_tokens=args.accumulate_tokens,
         startup_timeout=args.startup_timeout or (60.0 if args.template_dir is None else 180.0),

@@ -20,6 +20,9 @@ Per request (successful requests only; failures are counted beside, never mixed 
 - ``first_token_lag``: client arrival of the first content event − the engine's own
   ``first_token_time_ns`` (TRT-LLM ``return_perf_metrics``), on the epoch scale: the server's pipeline
   after the engine plus the client's delay. Meaningful only when client and server share a clock.
+- ``kv_hit_rate``: the engine's ``kv_cache_reused_blocks`` / ``kv_cache_alloc_total_blocks`` (TRT-LLM
+  ``return_perf_metrics``): the share of the request's KV-cache blocks found already computed. A request
+  is a cache *hit* when it reused at least one block.
 
 Per run (the measured window runs from the earliest intended start to the latest end of the measured,
 i.e. non-warm-up, requests):
@@ -55,6 +58,7 @@ __all__ = [
     "engine_first_token_lag_ns",
     "inflight_series",
     "itl_ns",
+    "kv_hit_rate",
     "measured",
     "meets_slos",
     "percentile",
@@ -83,6 +87,7 @@ DEFINITIONS: dict[str, str] = {
     "requests_per_s": "successful requests / measured window",
     "output_tokens_per_s": "output tokens of successful requests / measured window",
     "goodput": "successful requests meeting every SLO / measured window",
+    "kv_hit_rate": "engine kv_cache_reused_blocks / kv_cache_alloc_total_blocks; hit: reused any block",
 }
 
 
@@ -164,6 +169,15 @@ SLO_METRICS: dict[str, Callable[[RequestRecord], float | None]] = {
 
 
 # ---------------------------------------------------------------- summaries
+
+
+def kv_hit_rate(r: RequestRecord) -> float | None:
+    """Share of the request's KV-cache blocks the engine reused (None: the engine did not say)."""
+    total = r.kv_cache.get("kv_cache_alloc_total_blocks")
+    reused = r.kv_cache.get("kv_cache_reused_blocks")
+    if not total or reused is None:
+        return None
+    return reused / total
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

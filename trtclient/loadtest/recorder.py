@@ -23,12 +23,13 @@ from trtclient.schema import StreamChunk
 from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
 
-__all__ = ["ENGINE_FIELDS", "MAX_MESSAGE", "RecordBuilder"]
+__all__ = ["ENGINE_FIELDS", "KV_CACHE_FIELDS", "MAX_MESSAGE", "RecordBuilder"]
 
 #: Longest error message kept in a record.
 MAX_MESSAGE = 500
 
 ENGINE_FIELDS = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
+KV_CACHE_FIELDS = ("kv_cache_reused_blocks", "kv_cache_alloc_new_blocks", "kv_cache_alloc_total_blocks")
 
 
 class RecordBuilder:
@@ -108,6 +109,11 @@ class RecordBuilder:
             value = data.get(key)
             if value and value.__class__ is int:  # an integer, never a bool
                 engine[key] = value
+        if "kv_cache_alloc_total_blocks" in data:
+            for key in KV_CACHE_FIELDS:
+                value = data.get(key)
+                if value.__class__ is int:  # an integer, never a bool
+                    record.kv_cache[key] = value
 
     def finish(self, tokenizer: TokenCounter | None) -> None:
         """Fill the record's token counts, best source first: server, client tokenizer, content events."""

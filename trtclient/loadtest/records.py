@@ -34,7 +34,7 @@ TokenSource = Literal["server", "tokenizer", "events"]
 ``num_input_tokens``), the client's tokenizer, or the number of content events (output only)."""
 
 _STATUSES: frozenset[str] = frozenset(get_args(Status))
-_CONTAINER_FIELDS = ("event_ns", "event_tokens", "other_event_ns", "token_counts", "engine_ns")
+_CONTAINER_FIELDS = ("event_ns", "event_tokens", "other_event_ns", "token_counts", "engine_ns", "kv_cache")
 
 
 @dataclass
@@ -83,6 +83,13 @@ class RequestRecord:
     """Every count known, keyed ``"<source>_<input|output>"`` (``"server_output"``, ``"events_output"``)."""
     engine_ns: dict[str, int] = field(default_factory=dict)
     """The engine's timestamps (``first_token_time_ns`` ...), nanoseconds since the epoch, as reported."""
+    kv_cache: dict[str, int] = field(default_factory=dict)
+    """The engine's KV-cache figures for the request (``kv_cache_reused_blocks``,
+    ``kv_cache_alloc_new_blocks``, ``kv_cache_alloc_total_blocks``), as reported."""
+    turn: int | None = None
+    """Turn of a multi-turn conversation (1 = its first request); None outside conversations."""
+    adapter: str | None = None
+    """The LoRA adapter the request used (None: the base model)."""
     epoch_offset_ns: int = EPOCH_OFFSET_NS
     """Add to a stamp to get nanoseconds since the Unix epoch."""
 

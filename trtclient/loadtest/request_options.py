@@ -50,6 +50,8 @@ class RequestOptions:
     def build(self, prompt: Prompt) -> GenerateRequest:
         """The request for one prompt (raises ``RequestValidationError`` naming a bad field)."""
         fields: dict[str, Any] = dict(self.extra)
+        if prompt.fields:
+            fields.update(prompt.fields)
         if self.force_output_length:
             fields["min_tokens"] = prompt.max_tokens
         if self.end_id is not None:

@@ -1,6 +1,6 @@
 """Load shapes: when each request of a run should start, and which phase it belongs to.
 
-Three shapes, all pure (no clock, no I/O); times are nanosecond offsets from the run's start:
+Four shapes, all pure (no clock, no I/O); times are nanosecond offsets from the run's start:
 
 - :class:`Burst`: ``size`` requests at once, optionally repeated every ``every_s`` seconds.
 - :class:`Concurrency` (closed loop): ``concurrency`` workers, each sending its next request as soon as
@@ -10,6 +10,7 @@ Three shapes, all pure (no clock, no I/O); times are nanosecond offsets from the
   below 1 burstier, above 1 more even (the convention of vLLM's ``--burstiness``). A ramp-up raises
   the rate linearly from 0 to ``rate`` over ``ramp_up_s``. ``max_concurrency`` caps requests in
   flight; arrivals over the cap wait, and their latency from the intended start shows it.
+- :class:`Replay` (open loop): the arrival times of a recorded trace (:mod:`~trtclient.loadtest.trace`).
 
 :class:`Phases` sorts requests, in start order, into warm-up, measured, or past the stop condition.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "Phase",
     "Phases",
     "Rate",
+    "Replay",
     "Stop",
     "Warmup",
     "arrival_offsets",
@@ -85,7 +87,22 @@ class Rate:
             raise ValueError("the concurrency ceiling must be at least 1")
 
 
-LoadShape = Burst | Concurrency | Rate
+@dataclass(frozen=True)
+class Replay:
+    """Open loop at a trace's arrival times: ``offsets_ns`` from the first arrival, already scaled by
+    ``speed`` (2 replays twice as fast)."""
+
+    offsets_ns: tuple[int, ...]
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.offsets_ns:
+            raise ValueError("a replay needs at least one arrival")
+        if not self.speed > 0 or math.isinf(self.speed):
+            raise ValueError("the replay speed must be a positive number")
+
+
+LoadShape = Burst | Concurrency | Rate | Replay
 
 
 @dataclass(frozen=True)
@@ -164,11 +181,14 @@ def _time_of_work(s: float, rate: float, ramp_s: float) -> float:
     return ramp_s + (s - ramp_work) / rate
 
 
-def arrival_offsets(shape: Burst | Rate, *, ramp_up_s: float = 0.0, seed: int = 0) -> Iterator[int]:
+def arrival_offsets(shape: Burst | Rate | Replay, *, ramp_up_s: float = 0.0, seed: int = 0) -> Iterator[int]:
     """Intended start of each request, in nanoseconds from the run's start (non-decreasing).
 
-    Endless except for a single burst. The same seed gives the same offsets.
+    Endless except for a single burst and a replay. The same seed gives the same offsets.
     """
+    if isinstance(shape, Replay):
+        yield from shape.offsets_ns
+        return
     if isinstance(shape, Burst):
         k = 0
         while True:

@@ -39,6 +39,12 @@ class Prompt:
     max_tokens: int
     input_tokens: int | None = None
     """Length of ``text`` in tokens by the client's tokenizer, when there is one."""
+    turn: int | None = None
+    """Turn of a multi-turn conversation (1 = first); None outside conversations."""
+    adapter: str | None = None
+    """LoRA adapter to use (its name as the user gave it); None: the base model."""
+    fields: tuple[tuple[str, Any], ...] = ()
+    """Extra request fields of this prompt alone (e.g. ``lora_task_id``)."""
 
 
 class Workload(Protocol):
@@ -207,7 +213,11 @@ _LENGTH_KEYS = ("max_tokens", "output_tokens", "output_len")
 
 
 class JsonlPrompts:
-    """One JSON object per line: ``text_input`` (or ``prompt``/``text``) and optionally ``max_tokens``."""
+    """One JSON object per line: ``text_input`` (or ``prompt``/``text``) and optionally ``max_tokens``.
+
+    An optional ``prefix`` (a system prompt, a document) goes before the text, separated by a newline:
+    the JSONL form of shared prefixes, where lines with the same ``prefix`` share its KV-cache blocks.
+    """
 
     def __init__(
         self,
@@ -236,6 +246,11 @@ class JsonlPrompts:
             text = next((obj[k] for k in _TEXT_KEYS if isinstance(obj, dict) and k in obj), None)
             if not isinstance(text, str) or not text:
                 raise WorkloadError(f"{path}:{number}: needs a non-empty string under one of {_TEXT_KEYS}")
+            prefix = obj.get("prefix")
+            if prefix is not None:
+                if not isinstance(prefix, str) or not prefix:
+                    raise WorkloadError(f"{path}:{number}: prefix must be a non-empty string")
+                text = f"{prefix}\n{text}"
             length = next((obj[k] for k in _LENGTH_KEYS if k in obj), default_max_tokens)
             if not isinstance(length, int) or isinstance(length, bool) or length < 1:
                 raise WorkloadError(f"{path}:{number}: max_tokens must be a positive integer")

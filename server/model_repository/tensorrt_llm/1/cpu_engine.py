@@ -1,9 +1,10 @@
 """A CPU stand-in for a TensorRT-LLM in-flight-batching engine, free of Triton so it can be tested alone.
 
 The scheduler behaves like TRT-LLM's batch manager: requests wait in a queue; each iteration admits queued
-requests while the batch has room (``max_batch_size`` sequences) and the KV cache can hold their prompt plus
-their maximum output (``kv_cache_tokens``), bounded by ``max_num_tokens`` context tokens per iteration;
-newly admitted requests run their context phase (whose time grows with prompt length) and produce their
+requests while the batch has room (``max_batch_size`` sequences) and the paged KV cache (``kv_cache``:
+``kv_cache_tokens`` in blocks of ``tokens_per_block``) can hold their prompt plus their maximum output,
+bounded by ``max_num_tokens`` context tokens per iteration; newly admitted requests run their context phase
+(whose time grows with the prompt tokens not already cached, when block reuse is on) and produce their
 first token; every other active sequence decodes one token. An iteration lasts the profile's context time
 of its new prompts plus one decoding step, whose time grows with the batch size. Requests that don't fit wait.
 
@@ -13,102 +14,24 @@ so the text reads as text and repeats exactly for the same seed.
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # loaded from its file, as Triton does
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from engine_settings import EngineSettings, Limits, RequestError, Timing, _interpolate  # noqa: E402, F401
+from kv_cache import Allocation, KvCache  # noqa: E402
+from lora_cache import LoraCache  # noqa: E402
+
 WordList = list[tuple[int, ...]]
-
-
-class RequestError(ValueError):
-    """A request the engine rejects; the message is sent back to the client."""
-
-
-@dataclass
-class Limits:
-    max_batch_size: int
-    max_input_len: int
-    max_seq_len: int
-    max_num_tokens: int
-    max_beam_width: int
-    kv_cache_tokens: int
-
-
-@dataclass
-class Timing:
-    context_ms: list[tuple[float, float]]
-    decode_tokens_per_s: list[tuple[float, float]]
-    batch_step_growth: float
-
-    def context_seconds(self, tokens: int) -> float:
-        if not self.context_ms:
-            return 0.0
-        return max(0.0, _interpolate(self.context_ms, tokens)) / 1000.0
-
-    def step_seconds(self, batch: int, mean_tokens: float) -> float:
-        if not self.decode_tokens_per_s or batch <= 0:
-            return 0.0
-        rate = max(1e-3, _interpolate(self.decode_tokens_per_s, mean_tokens))
-        return (1.0 + self.batch_step_growth * (batch - 1)) / rate
-
-
-def _interpolate(points: list[tuple[float, float]], x: float) -> float:
-    pts = sorted(points)
-    if len(pts) == 1:
-        return pts[0][1]
-    if x <= pts[0][0]:
-        (x0, y0), (x1, y1) = pts[0], pts[1]
-    elif x >= pts[-1][0]:
-        (x0, y0), (x1, y1) = pts[-2], pts[-1]
-    else:
-        i = next(i for i in range(1, len(pts)) if x <= pts[i][0])
-        (x0, y0), (x1, y1) = pts[i - 1], pts[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-
-
-@dataclass
-class EngineSettings:
-    """What the engine directory's config.json says."""
-
-    limits: Limits
-    timing: Timing
-    profile_name: str
-    eos_probability: float
-    tables: dict[str, Any]
-
-    @classmethod
-    def load(cls, engine_dir: Path) -> EngineSettings:
-        config = json.loads((engine_dir / "config.json").read_text())
-        build = config["build_config"]
-        cpu = config.get("cpu_engine")
-        if cpu is None:
-            raise RequestError(
-                f"{engine_dir}/config.json has no cpu_engine section: it is a TensorRT engine, "
-                "which needs triton_backend=tensorrtllm on a GPU host"
-            )
-        max_seq_len = int(build.get("max_seq_len") or build["max_input_len"] + build["max_output_len"])
-        limits = Limits(
-            max_batch_size=int(build["max_batch_size"]),
-            max_input_len=int(build["max_input_len"]),
-            max_seq_len=max_seq_len,
-            max_num_tokens=int(build.get("max_num_tokens") or 8192),
-            max_beam_width=int(build.get("max_beam_width") or 1),
-            kv_cache_tokens=int(cpu["kv_cache_tokens"]),
-        )
-        profile = cpu["profile"]
-        timing = Timing(
-            context_ms=[tuple(p) for p in profile.get("context_ms", [])],  # type: ignore[misc]
-            decode_tokens_per_s=[tuple(p) for p in profile.get("decode_tokens_per_s", [])],  # type: ignore[misc]
-            batch_step_growth=float(profile.get("batch_step_growth", 0.0)),
-        )
-        tables = json.loads((engine_dir / cpu["tables"]).read_text())
-        return cls(limits, timing, str(profile["name"]), float(cpu.get("eos_probability", 0.0)), tables)
 
 
 class Generator:
@@ -166,6 +89,7 @@ class RequestSpec:
     greedy: bool = False
     stop_words: WordList = field(default_factory=list)
     bad_words: WordList = field(default_factory=list)
+    lora_task_id: int | None = None
     handle: Any = None
     """Opaque caller data (the Triton response sender and output options)."""
     arrival_ns: int = 0
@@ -189,6 +113,10 @@ class Sequence:
     finished: bool = False
     started: bool = False
     sent_first: bool = False
+    blocks: Allocation | None = None
+    """The KV-cache blocks it holds while it runs."""
+    kv_reused_blocks: int = 0
+    kv_total_blocks: int = 0
 
     @property
     def kv_tokens(self) -> int:
@@ -241,7 +169,13 @@ def validate(spec: RequestSpec, limits: Limits, beam_width: int) -> None:
 class Scheduler:
     """The in-flight batching loop's bookkeeping; the caller owns the thread and the clock."""
 
-    def __init__(self, settings: EngineSettings, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        clock_ns: Callable[[], int] = time.time_ns,
+        *,
+        kv_cache_reuse: bool = False,
+    ) -> None:
         self.settings = settings
         self.limits = settings.limits
         self.timing = settings.timing
@@ -249,7 +183,15 @@ class Scheduler:
         self.clock_ns = clock_ns
         self.waiting: deque[Sequence] = deque()
         self.active: list[Sequence] = []
-        self.kv_used = 0
+        limits = settings.limits
+        self.kv_cache = KvCache(
+            max(1, limits.kv_cache_tokens // limits.tokens_per_block),
+            limits.tokens_per_block,
+            reuse=kv_cache_reuse,
+        )
+        self.lora = LoraCache(settings.lora_cache_adapters, settings.lora_load_ms / 1000.0)
+        self.lora_load_seconds = 0.0
+        """Time the latest iteration spends loading LoRA adapters into the device cache."""
         self.iterations = 0
         self.context_requests = 0
         """Sequences that ran their context phase in the latest iteration."""
@@ -260,6 +202,11 @@ class Scheduler:
         for i in range(spec.num_sequences):
             rng = random.Random((spec.seed * 1_000_003 + i) & 0xFFFFFFFFFFFF)
             self.waiting.append(Sequence(spec, i, rng))
+
+    @property
+    def kv_used(self) -> int:
+        """KV-cache blocks held by running sequences."""
+        return self.kv_cache.used
 
     @property
     def idle(self) -> bool:
@@ -277,41 +224,55 @@ class Scheduler:
                 continue
             if len(self.active) + 1 > self.limits.max_batch_size:
                 break
-            if self.kv_used + seq.kv_tokens > self.limits.kv_cache_tokens and self.active:
-                break
-            new_context = 0 if seq.index > 0 else len(seq.request.prompt)
+            prompt = seq.request.prompt
+            cached = len(self.kv_cache.matched(prompt)) * self.limits.tokens_per_block
+            new_context = 0 if seq.index > 0 else len(prompt) - cached
             if admitted and context_tokens + new_context > self.limits.max_num_tokens:
                 break
+            allocation = self.kv_cache.allocate(
+                prompt, seq.request.max_new_tokens, force=not self.active and not admitted
+            )
+            if allocation is None:
+                break
             self.waiting.popleft()
+            seq.blocks = allocation
+            seq.kv_reused_blocks, seq.kv_total_blocks = allocation.reused, allocation.total
             context_tokens += new_context
-            self.kv_used += seq.kv_tokens
             self.active.append(seq)
             admitted.append(seq)
             if not seq.request.first_scheduled_ns:
                 seq.request.first_scheduled_ns = now
         self.context_requests = len(admitted)
         self.context_tokens = context_tokens
+        self.lora_load_seconds = sum(
+            self.lora.acquire(s.request.lora_task_id)
+            for s in admitted
+            if s.index == 0 and s.request.lora_task_id is not None
+        )
         return admitted
 
     def iteration_seconds(self, admitted: list[Sequence]) -> float:
         """How long this iteration takes: context phase of new prompts plus one decoding step.
 
         The context phase of all prompts admitted together runs as one batch, so its time is the profile's
-        context time for their total token count (the batch-1 table read as a function of tokens).
+        context time for their total count of tokens not found in the KV cache (the batch-1 table read as a
+        function of tokens).
         """
-        new_tokens = sum(len(s.request.prompt) for s in admitted if s.index == 0)
+        new_tokens = sum(self._uncached(s) for s in admitted if s.index == 0)
         context = self.timing.context_seconds(new_tokens) if new_tokens else 0.0
         decoding = [s for s in self.active if s.started]
         step = 0.0
         if decoding:
             mean = sum(len(s.request.prompt) + len(s.generated) for s in decoding) / len(decoding)
             step = self.timing.step_seconds(len(decoding), mean)
-        return context + step
+        return context + step + self.lora_load_seconds
 
     def step(self) -> None:
         """Produce one token for every active sequence (the first token for newly admitted ones)."""
         self.iterations += 1
         for seq in self.active:
+            if not seq.started and seq.blocks is not None:
+                self.kv_cache.store_context(seq.blocks, seq.request.prompt)
             seq.started = True
             spec = seq.request
             if spec.stopped:
@@ -348,7 +309,7 @@ class Scheduler:
                     seq.pending = []
                 if seq.finished:
                     spec.remaining -= 1
-                    self.kv_used -= seq.kv_tokens
+                    self._release(seq)
                 if send_now and (tokens or seq.finished):
                     emissions.append(Emission(seq, tokens, seq.finished, spec.remaining == 0, generated))
             if not seq.finished:
@@ -363,9 +324,19 @@ class Scheduler:
         spec.cancelled = True
         for seq in [s for s in self.active if s.request is spec]:
             self.active.remove(seq)
-            self.kv_used -= seq.kv_tokens
+            self._release(seq)
         self.waiting = deque(s for s in self.waiting if s.request is not spec)
         return True
+
+    def _uncached(self, seq: Sequence) -> int:
+        """Prompt tokens its context phase computes (those not reused from the KV cache)."""
+        reused = seq.blocks.reused if seq.blocks is not None else 0
+        return len(seq.request.prompt) - reused * self.limits.tokens_per_block
+
+    def _release(self, seq: Sequence) -> None:
+        if seq.blocks is not None:
+            self.kv_cache.release(seq.blocks, seq.request.prompt + seq.generated)
+            seq.blocks = None
 
     def stop(self, spec: RequestSpec) -> None:
         """End a request at the next iteration, keeping what it generated (TRT-LLM's stop request)."""

@@ -61,8 +61,9 @@ def snapshot(scheduler: Any, now_s: float | None = None) -> dict[str, dict[str, 
     limits = scheduler.limits
     scheduled = len(scheduler.active)
     active = scheduled + len(scheduler.waiting)
-    max_blocks = limits.kv_cache_tokens // TOKENS_PER_BLOCK
-    used = sum(blocks(seq.kv_tokens) for seq in scheduler.active)
+    cache = scheduler.kv_cache
+    max_blocks = cache.total_blocks
+    used = cache.used
     context = scheduler.context_requests if scheduled else 0
     return {
         "nv_trt_llm_request_metrics": {
@@ -76,8 +77,8 @@ def snapshot(scheduler: Any, now_s: float | None = None) -> dict[str, dict[str, 
             "max": max_blocks,
             "free": max(0, max_blocks - used),
             "used": used,
-            "tokens_per": TOKENS_PER_BLOCK,
-            "reused": 0,
+            "tokens_per": cache.tokens_per_block,
+            "reused": cache.reused_blocks,
             "fraction": used / max_blocks if max_blocks else 0.0,
         },
         "nv_trt_llm_inflight_batcher_metrics": {

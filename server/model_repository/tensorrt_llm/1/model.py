@@ -37,6 +37,7 @@ from cpu_engine import (  # noqa: E402
     validate,
 )
 from engine_metrics import TritonMetrics, snapshot  # noqa: E402
+from lora_cache import LoraError  # noqa: E402
 from responses import LOGITS_DTYPES, Row, Wanted, output_tensors  # noqa: E402
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -130,7 +131,8 @@ class TritonPythonModel:
         # sequence_index output) sends it only for a batch of more than one row.
         outputs = {output.get("name") for output in self.model_config.get("output", [])}
         self.batch_index_always = "sequence_index" not in outputs
-        self.scheduler = Scheduler(self.settings)
+        reuse = _param(self.model_config, "enable_kv_cache_reuse", "false").lower() in ("true", "1")
+        self.scheduler = Scheduler(self.settings, kv_cache_reuse=reuse)
         period_ms = _param(self.model_config, "stats_check_period_ms", "100")
         self.metrics = TritonMetrics(
             pb_utils,
@@ -213,6 +215,7 @@ class TritonPythonModel:
                 greedy=top_k == 1,
                 stop_words=_words(request, "stop_words_list", row),
                 bad_words=_words(request, "bad_words_list", row),
+                lora_task_id=self._lora(request, row),
                 handle=(output, Row(wanted, row, ids.shape[0], self.batch_index_always)),
                 arrival_ns=arrival,
             )
@@ -228,6 +231,19 @@ class TritonPythonModel:
                 raise RequestError(f"{where}{exc}") from None
             specs.append(spec)
         return specs
+
+    def _lora(self, request: Any, row: int) -> int | None:
+        """The row's ``lora_task_id``, its adapter checked (and stored when its weights came along)."""
+        task = _scalar(request, ("lora_task_id",), None, row)
+        if task is None:
+            return None
+        try:
+            self.scheduler.lora.register(
+                int(task), _tensor(request, "lora_weights"), _tensor(request, "lora_config")
+            )
+        except LoraError as exc:
+            raise RequestError(str(exc)) from None
+        return int(task)
 
     def _stop(self, output: _Output) -> None:
         """A stop request: end every running request with its id; answer with an empty final response."""

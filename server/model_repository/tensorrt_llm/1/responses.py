@@ -80,7 +80,6 @@ def output_tensors(
                 logits[0, 0, i, token] = log_prob
         out.append(("generation_logits", logits))
     if wanted.perf:
-        blocks = -(-seq.kv_tokens // 64)
         for name, stamp in (
             ("arrival_time_ns", spec.arrival_ns),
             ("first_scheduled_time_ns", spec.first_scheduled_ns),
@@ -89,9 +88,9 @@ def output_tensors(
         ):
             out.append((name, np.asarray([[stamp]], dtype=np.int64)))
         for name, count in (
-            ("kv_cache_alloc_new_blocks", blocks),
-            ("kv_cache_reused_blocks", 0),
-            ("kv_cache_alloc_total_blocks", blocks),
+            ("kv_cache_alloc_new_blocks", seq.kv_total_blocks - seq.kv_reused_blocks),
+            ("kv_cache_reused_blocks", seq.kv_reused_blocks),
+            ("kv_cache_alloc_total_blocks", seq.kv_total_blocks),
             ("total_accepted_draft_tokens", 0),
             ("total_draft_tokens", 0),
         ):
