@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from trtclient.errors import SetupError
@@ -30,9 +31,9 @@ def cache_dir(*, create: bool = True) -> Path:
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A probe of its own per process: several processes may check the same cache at once.
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
         except OSError as exc:
             raise SetupError(
                 f"cache directory {path} is not writable ({exc.strerror or exc}); "
