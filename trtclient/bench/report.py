@@ -173,6 +173,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "warmup": mt.counts.warmup,
         },
         "failures": mt.failures,
+        "failure_reasons": {r.kind: r.as_dict() for r in mt.failure_reasons},
         "requests_per_s": mt.requests_per_s,
         "output_tokens_per_s": mt.output_tokens_per_s,
         "goodput": goodput,
@@ -323,6 +324,7 @@ def format_console(report: Report) -> str:
         f"throughput   {mt.requests_per_s:.2f} req/s, {mt.output_tokens_per_s:.1f} output tokens/s "
         f"over {mt.window_ns / 1e9:.2f} s"
     )
+    lines.extend(format_failures(mt))
     if mt.good_requests is not None:
         slos = ", ".join(f"{k} <= {v * MS:g} ms" for k, v in mt.slos_ns.items())
         share = mt.good_requests / c.ok if c.ok else 0.0
@@ -382,6 +384,15 @@ def format_console(report: Report) -> str:
     lines.extend(f"note: {n}" for n in report.notes)
     lines.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(lines)
+
+
+def format_failures(mt: RunMetrics) -> list[str]:
+    """One line per failure kind: its count and the server's most common messages."""
+    return [
+        f"  failed {r.kind} ({r.count}): "
+        + "; ".join(f"{text!r}" + (f" x{n}" if n > 1 else "") for text, n in r.messages)
+        for r in mt.failure_reasons
+    ]
 
 
 def format_server(server: Mapping[str, Any]) -> list[str]:

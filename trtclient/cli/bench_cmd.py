@@ -152,6 +152,18 @@ def register(subparsers: Any) -> None:
         help="live progress line on stderr (default: if stderr is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    gate = p.add_argument_group("exit status (for CI; see the exit code table in docs/bench.md)")
+    gate.add_argument(
+        "--max-failures",
+        default="0",
+        metavar="N|N%",
+        help="failed requests tolerated before the exit code is 3 (default: 0)",
+    )
+    gate.add_argument(
+        "--fail-on-slo",
+        action="store_true",
+        help="exit 4 when a measured request missed an --slo (goodput below 100%%)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -161,6 +173,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark (starting the embedded server when no --url is given) and print the report."""
     check_outputs(args)
+    failure_budget(args)  # a bad --max-failures or --fail-on-slo fails before any load
     if args.url:
         url = check_url(args.url, args.transport)
         metrics_url = check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
@@ -248,7 +261,36 @@ def _bench(
     written = [str(p) for p in (args.json, args.csv, args.records, args.plots, args.html) if p]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if report.interrupted:
-        return 130
-    counts = report.metrics.counts
-    return 1 if counts.sent and not counts.ok else 0
+    return run_exit_code(report.metrics, report.interrupted, failure_budget(args), args.fail_on_slo)
+
+
+def failure_budget(args: argparse.Namespace) -> Any:
+    """``--max-failures`` read, with ``--fail-on-slo`` checked against ``--slo``."""
+    from trtclient.exit_codes import parse_max_failures
+
+    if getattr(args, "fail_on_slo", False) and not args.slo:
+        raise UsageError("--fail-on-slo needs at least one --slo METRIC=MS to hold the run to")
+    try:
+        return parse_max_failures(args.max_failures)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def slo_missed(metrics: Any) -> bool:
+    """True when SLOs were set and some measured request missed one."""
+    return metrics.good_requests is not None and metrics.good_requests < metrics.counts.ok
+
+
+def run_exit_code(metrics: Any, interrupted: bool, budget: Any, fail_on_slo: bool = False) -> int:
+    """The shared exit code (trtclient.exit_codes) of one run's metrics."""
+    from trtclient.exit_codes import exit_code
+
+    c = metrics.counts
+    return exit_code(
+        interrupted=interrupted,
+        sent=c.sent,
+        failed=c.failed,
+        measured_ok=c.ok,
+        budget=budget,
+        slo_missed=fail_on_slo and slo_missed(metrics),
+    )

@@ -11,7 +11,7 @@ __all__ = ["UsageError", "error", "run_handler"]
 
 
 class UsageError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
+    """A mistake the user can fix; printed as one line, exit code ``exit_codes.USAGE`` (2)."""
 
 
 def error(message: str) -> None:
@@ -21,6 +21,7 @@ def error(message: str) -> None:
 
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand handler, turning expected failures into one line and an exit code."""
+    from trtclient import exit_codes
     from trtclient.errors import TritonError
 
     debug = bool(getattr(args, "debug", False))
@@ -28,14 +29,14 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return handler(args)
     except KeyboardInterrupt:
         error("interrupted")
-        return 130
+        return exit_codes.INTERRUPTED
     except UsageError as exc:
         if debug:
             traceback.print_exc()
         error(str(exc))
-        return 2
+        return exit_codes.USAGE
     except (TritonError, OSError) as exc:
         if debug:
             traceback.print_exc()
         error(str(exc))
-        return 1
+        return exit_codes.ERROR

@@ -19,6 +19,7 @@ from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
     build_spec,
     default_tokenizer,
+    failure_budget,
     level_args,
     run_until_signal,
     serve_target,
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     kind, levels = _levels(args)
     check_sweep_outputs(args)
+    failure_budget(args)
     if args.requests is None and args.duration is None:
         raise UsageError("a sweep needs --requests N or --duration T per level")
     tokenizer = default_tokenizer(args)
@@ -135,9 +137,25 @@ def run(args: argparse.Namespace) -> int:
     written = [str(p) for p in (args.json, args.plots, args.html) if p]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if interrupted:
-        return 130
-    return 0 if any(s["requests"]["ok"] for s in summaries) else 1
+    return _exit_code(args, summaries, interrupted)
+
+
+def _exit_code(args: argparse.Namespace, summaries: list[dict[str, Any]], interrupted: bool) -> int:
+    """The shared exit code over all levels: failures summed, an SLO missed at any level."""
+    from trtclient.exit_codes import exit_code
+
+    requests = [s["requests"] for s in summaries]
+    missed = any(
+        s["goodput"] is not None and s["goodput"]["good_requests"] < s["requests"]["ok"] for s in summaries
+    )
+    return exit_code(
+        interrupted=interrupted,
+        sent=sum(r["sent"] for r in requests),
+        failed=sum(r["failed"] for r in requests),
+        measured_ok=sum(r["ok"] for r in requests),
+        budget=failure_budget(args),
+        slo_missed=args.fail_on_slo and missed,
+    )
 
 
 def sweep_title(kind: str, levels: list[float], summaries: list[dict[str, Any]]) -> str:

@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from trtclient.loadtest.failures import FailureReason, failure_reasons
 from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
@@ -284,6 +285,8 @@ class RunMetrics:
     slos_ns: dict[str, float]
     good_requests: int | None
     goodput_per_s: float | None
+    failure_reasons: list[FailureReason] = field(default_factory=list)
+    """Per failure kind: the count and the server's most common messages."""
 
 
 def _length_check(ok: Sequence[RequestRecord]) -> LengthCheck:
@@ -363,6 +366,7 @@ def compute_metrics(
         slos_ns=slos,
         good_requests=good,
         goodput_per_s=(good / seconds if seconds else 0.0) if good is not None else None,
+        failure_reasons=failure_reasons(failed),
     )
 
 
