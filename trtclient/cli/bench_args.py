@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trtclient.cli.common import UsageError
+from trtclient.cli.peer_flags import apply_peer_flags
 
 __all__ = [
     "DEFAULT_BURST",
@@ -132,6 +133,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
     from trtclient.loadtest import schedule as sc
     from trtclient.loadtest.workload import TokenCounter, WorkloadError
 
+    apply_peer_flags(args)
     for flag in ("burst", "concurrency", "rate", "max_concurrency", "requests", "timeout", "max_tokens"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
     if args.every is not None and args.concurrency is None and args.rate is None:

@@ -25,6 +25,7 @@ from trtclient.cli.bench_args import (
     check_url,
 )
 from trtclient.cli.common import UsageError
+from trtclient.cli.peer_flags import add_peer_flags
 
 __all__ = ["register"]
 
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     )
     server = p.add_argument_group("server")
     server.add_argument("--url", help="Triton HTTP URL (default: start the embedded server)")
-    server.add_argument("--model", default="ensemble", help="model to load-test (default: ensemble)")
+    server.add_argument("--model", "-m", default="ensemble", help="model to load-test (default: ensemble)")
     server.add_argument("--transport", choices=("http", "grpc"), default="http", help="default: http")
     server.add_argument("--metrics-url", help="Triton /metrics URL (default: port 8002 of --url's host)")
     server.add_argument("--no-server-metrics", action="store_true", help="do not scrape Triton's /metrics")
@@ -73,7 +74,9 @@ def register(subparsers: Any) -> None:
     shape = load.add_mutually_exclusive_group()
     shape.add_argument("--burst", type=int, metavar="N", help="N requests at once")
     shape.add_argument("--concurrency", type=int, metavar="N", help="closed loop: N requests in flight")
-    shape.add_argument("--rate", type=float, metavar="R", help="open loop: R requests per second")
+    shape.add_argument(
+        "--rate", "--request-rate", type=float, metavar="R", help="open loop: R requests per second"
+    )
     load.add_argument("--every", metavar="T", help="repeat the burst every T seconds")
     load.add_argument(
         "--arrival",
@@ -92,7 +95,9 @@ def register(subparsers: Any) -> None:
     load.add_argument(
         "--warmup", metavar="N|Ts", help="warm-up excluded from results: N requests or T seconds"
     )
-    load.add_argument("--requests", type=int, metavar="N", help="stop after N measured requests")
+    load.add_argument(
+        "--requests", "--request-count", type=int, metavar="N", help="stop after N measured requests"
+    )
     load.add_argument("--duration", metavar="T", help="stop after T seconds of measurement (30, 30s, 2m)")
     load.add_argument("--seed", type=int, default=0, help="seed of arrivals and workloads (default: 0)")
 
@@ -152,6 +157,7 @@ def register(subparsers: Any) -> None:
         help="live progress line on stderr (default: if stderr is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_peer_flags(p)
     gate = p.add_argument_group("exit status (for CI; see the exit code table in docs/bench.md)")
     gate.add_argument(
         "--max-failures",
@@ -268,7 +274,7 @@ def failure_budget(args: argparse.Namespace) -> Any:
     """``--max-failures`` read, with ``--fail-on-slo`` checked against ``--slo``."""
     from trtclient.exit_codes import parse_max_failures
 
-    if getattr(args, "fail_on_slo", False) and not args.slo:
+    if getattr(args, "fail_on_slo", False) and not (args.slo or getattr(args, "goodput", None)):
         raise UsageError("--fail-on-slo needs at least one --slo METRIC=MS to hold the run to")
     try:
         return parse_max_failures(args.max_failures)

@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["UsageError", "error", "run_handler"]
+__all__ = ["CommandParser", "UsageError", "did_you_mean", "error", "run_handler"]
 
 
 class UsageError(Exception):
@@ -40,3 +40,34 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
             traceback.print_exc()
         error(str(exc))
         return exit_codes.ERROR
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean --rate?)`` for the closest of ``choices``, or an empty string."""
+    import difflib
+
+    flag = word.split("=", 1)[0]
+    close = difflib.get_close_matches(flag, choices, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``argparse`` parser that never takes abbreviations and says "did you mean" for unknown flags.
+
+    Its subcommand parsers are of the same class (argparse makes them so), so every ``trtclient``
+    command behaves alike.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def option_strings(self) -> list[str]:
+        """Every long and short option this parser knows."""
+        return [s for action in self._actions for s in action.option_strings]
+
+    def unknown(self, extras: list[str]) -> None:
+        """Exit with this parser's usage and one line naming the first unknown flag (and its likeliest)."""
+        first = next((e for e in extras if e.startswith("-")), extras[0])
+        hint = did_you_mean(first, self.option_strings()) if first.startswith("-") else ""
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")

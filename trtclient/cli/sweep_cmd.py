@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
     levels = p.add_argument_group("levels (one of)")
     shape = levels.add_mutually_exclusive_group(required=True)
     shape.add_argument("--concurrency", metavar="LIST", help="closed loop levels: 1,2,4,8 or 1:32:2")
-    shape.add_argument("--rate", metavar="LIST", help="open-loop rates, req/s: 0.5,1,2 or 1:16:2")
+    shape.add_argument(
+        "--rate", "--request-rate", metavar="LIST", help="open-loop rates, req/s: 0.5,1,2 or 1:16:2"
+    )
     borrow_bench_arguments(p, EXCLUDED, titles={"load shape (one of; default: --burst 20)": "each level"})
     out = p.add_argument_group("sweep outputs")
     out.add_argument("--json", type=Path, metavar="FILE", help='write {"levels": [bench summaries]}')
