@@ -148,6 +148,13 @@ def register(subparsers: Any) -> None:
     out.add_argument("--records", type=Path, metavar="FILE", help="append one JSONL record per request")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
     out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
+    out.add_argument(
+        "--export-format",
+        action="append",
+        default=[],
+        choices=("genai-perf", "aiperf"),
+        help="also write GenAI-Perf's or AIPerf's summary JSON and CSV, beside --json (repeatable)",
+    )
     progress = out.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",
@@ -265,6 +272,13 @@ def _bench(
         except PlotsUnavailable as exc:
             raise UsageError(str(exc)) from None
     written = [str(p) for p in (args.json, args.csv, args.records, args.plots, args.html) if p]
+    if args.export_format:
+        from trtclient.bench.peer_export import write_peer_export
+        from trtclient.bench.report import to_json
+
+        summary = to_json(report)
+        for fmt in dict.fromkeys(args.export_format):
+            written += [str(p) for p in write_peer_export(summary, fmt, args.json)]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
     return run_exit_code(report.metrics, report.interrupted, failure_budget(args), args.fail_on_slo)

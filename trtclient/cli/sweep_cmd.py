@@ -29,7 +29,18 @@ from trtclient.cli.common import UsageError
 __all__ = ["register"]
 
 #: Bench flags a sweep defines differently (or not at all).
-EXCLUDED = {"burst", "concurrency", "rate", "every", "json", "csv", "records", "plots", "html"}
+EXCLUDED = {
+    "burst",
+    "concurrency",
+    "rate",
+    "every",
+    "json",
+    "csv",
+    "records",
+    "plots",
+    "html",
+    "export_format",
+}
 
 
 def register(subparsers: Any) -> None:
