@@ -20,6 +20,7 @@ from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RunConfig, Runner, RunResult
 from trtclient.bench.scrape import MetricsScraper
+from trtclient.bench.url_diagnosis import diagnose
 from trtclient.client import AsyncTritonClient
 from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
@@ -152,11 +153,13 @@ def arrival_clock(records: list[RequestRecord]) -> str | None:
     return clocks.pop() if clocks else None
 
 
-async def _model_inputs(client: AsyncTritonClient, url: str, model: str) -> ModelInputs:
+async def _model_inputs(client: AsyncTritonClient, url: str, model: str, transport: str) -> ModelInputs:
     try:
         return await client.model_inputs(model)
     except TritonError as exc:
-        raise BenchError(f"cannot read model {model!r} from {redact_url(url)}: {exc}") from exc
+        hint = await asyncio.to_thread(diagnose, url) if transport == "http" else None
+        reason = hint or str(exc)
+        raise BenchError(f"cannot read model {model!r} from {redact_url(url)}: {reason}") from exc
 
 
 async def run_bench(
@@ -185,7 +188,7 @@ async def run_bench(
     if spec.kernel_stamps:
         rxstamp.keep_enabled()  # now, so that it is on before the first response arrives
     async with client:
-        inputs = await _model_inputs(client, url, spec.model)
+        inputs = await _model_inputs(client, url, spec.model, spec.transport)
         options = _resolve_options(spec, inputs, url, notes)
         options.build(Prompt("check", "check", 1))  # a bad --param fails here, before any load
         scraper = None

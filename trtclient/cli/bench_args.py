@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -290,13 +291,22 @@ def _corpus_text() -> str | None:
 
 def check_url(url: str, transport: str, flag: str = "--url") -> str:
     """The URL in canonical form, or one readable line (credentials never echoed)."""
-    from trtclient.urls import normalize_url
+    from trtclient.bench.url_diagnosis import split_api_path
+    from trtclient.urls import normalize_url, redact_url
 
     try:
-        return normalize_url(url, transport="grpc" if transport == "grpc" else "http")
+        canonical = normalize_url(url, transport="grpc" if transport == "grpc" else "http")
     except ValueError as exc:
         shown = re.sub(r"//[^/@]*@", "//", url)
         raise UsageError(f"{flag}: invalid server URL {shown!r} ({exc})") from None
+    base, api_path = split_api_path(canonical)
+    if api_path is not None:
+        print(
+            f"note: {flag} takes the server's address, not an API path: {api_path} was left out "
+            f"(using {redact_url(base)}; the model comes from --model)",
+            file=sys.stderr,
+        )
+    return base
 
 
 def check_outputs(args: argparse.Namespace) -> None:

@@ -214,7 +214,7 @@ def _bench(
 ) -> int:
     from trtclient.bench.progress import ProgressLine
     from trtclient.bench.report import format_console, write_csv, write_json
-    from trtclient.bench.session import BenchError, run_bench
+    from trtclient.bench.session import run_bench
 
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress
     line = ProgressLine(sys.stderr) if show_progress else None
@@ -245,10 +245,7 @@ def _bench(
             if line is not None:
                 line.clear()
 
-    try:
-        outcome = asyncio.run(main())
-    except BenchError as exc:
-        raise UsageError(str(exc)) from None
+    outcome = asyncio.run(main())  # a BenchError is exit_codes.ERROR: the run could not be made
     report = outcome.report
     print(format_console(report), flush=True)
     if args.json:

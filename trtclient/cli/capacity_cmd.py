@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             run_until_signal(lambda stop: _drive(search, slos, spec_for, target, stop, progress))
         except BenchError as exc:
-            raise UsageError(f"the first step could not run: {exc}") from None
+            raise BenchError(f"the first step could not run: {exc}") from None
         finally:
             if progress is not None:
                 progress.clear()

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         except BenchError as exc:
-            raise UsageError(f"the first level could not run: {exc}") from None
+            raise BenchError(f"the first level could not run: {exc}") from None
         finally:
             if progress is not None:
                 progress.clear()
