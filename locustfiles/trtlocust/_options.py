@@ -201,6 +201,13 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         help="append one JSONL record per request (workers write FILE.workerN)",
         include_in_web_ui=False,  # not editable in the web UI's start form
     )
+    parser.add_argument(
+        "--max-failures",
+        default="0",
+        metavar="N|N%",
+        help="failed requests tolerated before the exit code is 3 (default: 0; see trtclient's exit codes)",
+        include_in_web_ui=False,
+    )
 
 
 DEFAULT_RATE = 5.0
