@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtclient import rxstamp
+from trtclient.bench.preopen import connections_needed, open_connections
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RunConfig, Runner, RunResult
@@ -197,6 +198,8 @@ async def run_bench(
                 client.metrics, url=redact_url(client.metrics_url), interval_s=spec.scrape_interval_s
             )
             await scraper.start()
+        if spec.transport == "http":
+            await open_connections(client, connections_needed(spec.shape))
         sink = JsonlSink(spec.records_path) if spec.records_path else None
         try:
             runner = Runner(
