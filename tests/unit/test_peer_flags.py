@@ -76,3 +76,27 @@ def test_unknown_or_abbreviated_flags_show_the_subcommand_usage_and_a_guess(
     err = capsys.readouterr().err
     assert f"usage: trtclient {argv[0]}" in err
     assert "unrecognized arguments" in err and said in err
+
+
+def test_no_extra_outputs_asks_for_no_return_inputs() -> None:
+    from trtclient.inputs import ModelInputs
+    from trtclient.loadtest.request_options import resolve_options
+    from trtclient.loadtest.workload import Prompt
+
+    names = ["text_input", "max_tokens", "stream", "return_num_input_tokens", "return_num_output_tokens",
+             "return_perf_metrics"]  # fmt: skip
+    inputs = ModelInputs.from_metadata(
+        {"name": "ensemble", "inputs": [{"name": n, "datatype": "INT32", "shape": [-1, 1]} for n in names]}
+    )
+
+    def asked(*argv: str) -> set[str]:
+        spec = build_spec(parsed(*argv), default_tokenizer=None)
+        options = resolve_options(
+            inputs, model="ensemble", url="http://127.0.0.1:8000",
+            server_token_counts=spec.server_token_counts, perf_metrics=spec.perf_metrics,
+        )  # fmt: skip
+        sent = options.build(Prompt("p", "hi", 4)).model_dump(exclude_none=True)
+        return {name for name in sent if name.startswith("return_")}
+
+    assert asked() == {"return_num_input_tokens", "return_num_output_tokens", "return_perf_metrics"}
+    assert asked("--no-extra-outputs") == set()

@@ -154,6 +154,21 @@ def arrival_clock(records: list[RequestRecord]) -> str | None:
     return clocks.pop() if clocks else None
 
 
+def unforced_length_check(records: list[RequestRecord]) -> list[str]:
+    """Output lengths the workload asked for but could not force: how many came back as asked."""
+    ok = [r for r in m.measured(records) if r.status == "ok" and r.requested_output_tokens is not None]
+    counted = [r for r in ok if r.output_tokens is not None]
+    if not counted:
+        return []
+    exact = sum(1 for r in counted if r.output_tokens == r.requested_output_tokens)
+    asked = sum(r.requested_output_tokens or 0 for r in counted) / len(counted)
+    got = sum(r.output_tokens or 0 for r in counted) / len(counted)
+    return [
+        f"output lengths not forced: {exact} of {len(counted)} requests got the length asked "
+        f"(asked {asked:.1f} tokens on average, got {got:.1f})"
+    ]
+
+
 async def _model_inputs(client: AsyncTritonClient, url: str, model: str, transport: str) -> ModelInputs:
     try:
         return await client.model_inputs(model)
@@ -221,6 +236,8 @@ async def run_bench(
             if scraper is not None:
                 await scraper.stop()
     run_metrics = m.compute_metrics(result.records, spec.slos_ns)
+    if spec.workload_sets_lengths and not options.force_output_length:
+        notes.extend(unforced_length_check(result.records))
     clock = arrival_clock(result.records)
     if spec.kernel_stamps and clock in ("read", "mixed"):
         notes.append(

@@ -98,9 +98,9 @@ RESERVED_PARAMS = {
     "min_tokens": "--force-output-length",
     "min_length": "--force-output-length",
     "end_id": "--end-id",
-    "return_num_input_tokens": "nothing: requested automatically when the model has it",
-    "return_num_output_tokens": "nothing: requested automatically when the model has it",
-    "return_perf_metrics": "nothing: requested automatically on loopback servers",
+    "return_num_input_tokens": "--no-extra-outputs to leave it out (asked when the model has it)",
+    "return_num_output_tokens": "--no-extra-outputs to leave it out (asked when the model has it)",
+    "return_perf_metrics": "--no-extra-outputs to leave it out (asked on loopback servers)",
 }
 
 
@@ -197,6 +197,8 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         workload_sets_lengths=sets_lengths,
         end_id=args.end_id,
         extra_inputs=parse_params(args.param),
+        server_token_counts=False if args.no_extra_outputs else "auto",
+        perf_metrics=False if args.no_extra_outputs else "auto",
         slos_ns=parse_slos(args.slo),
         read_timeout_s=args.timeout,
         transport=args.transport,

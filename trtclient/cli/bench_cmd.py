@@ -50,6 +50,12 @@ def register(subparsers: Any) -> None:
         help="stamp event arrivals when the client reads them, not with the kernel's receive time",
     )
     server.add_argument(
+        "--no-extra-outputs",
+        action="store_true",
+        help="do not ask for return_num_*_tokens and return_perf_metrics (smaller events; token counts "
+        "then come from the tokenizer or the events)",
+    )
+    server.add_argument(
         "--profile", default="orin-int4", help="embedded server timing profile (default: orin-int4)"
     )
     server.add_argument(
