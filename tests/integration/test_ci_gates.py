@@ -106,3 +106,24 @@ def test_wrong_urls_are_diagnosed(triton_server: ServerHandle) -> None:
                    "--max-tokens", "2")  # fmt: skip
     assert pasted.returncode == exit_codes.OK, pasted.stderr
     assert "/v2/models/ensemble/generate_stream was left out" in pasted.stderr
+
+
+async def test_a_fresh_server_gets_one_unmeasured_request_first() -> None:
+    from trtclient.bench.session import BenchSpec, run_bench
+    from trtclient.client import AsyncTritonClient
+    from trtclient.loadtest.schedule import Burst, Stop
+    from trtclient.loadtest.workload import FixedPrompt
+    from trtclient.server.launcher import EmbeddedTriton
+
+    note = "the server had served no request yet: one unmeasured warm-up request went first"
+    spec = BenchSpec(
+        Burst(3), Stop(requests=3), FixedPrompt("What is machine learning?", 4), scrape_metrics=False
+    )
+    with EmbeddedTriton(profile="instant") as server:
+        first = await run_bench(spec, server.url)
+        second = await run_bench(spec, server.url)
+        async with AsyncTritonClient(server.url) as client:
+            (stats,) = await client.model_statistics("ensemble")
+    assert note in first.report.notes and note not in second.report.notes
+    assert len(first.result.records) == len(second.result.records) == 3  # the warm-up has no record
+    assert stats.inference_count == 3 + 3 + 1

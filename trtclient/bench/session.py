@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtclient import rxstamp
-from trtclient.bench.preopen import connections_needed, open_connections
+from trtclient.bench.preopen import connections_needed, open_connections, prime_fresh_server
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RunConfig, Runner, RunResult
@@ -74,6 +74,8 @@ class BenchSpec:
     """Sent with every request (e.g. an API key); only their names reach reports."""
     verify: bool | str = True
     """TLS verification for https: True (system CAs), False, or a CA bundle path."""
+    prime_fresh_server: bool = True
+    """Send one unmeasured request first when the model has served none (its cold path)."""
 
 
 @dataclass
@@ -213,6 +215,10 @@ async def run_bench(
                 client.metrics, url=redact_url(client.metrics_url), interval_s=spec.scrape_interval_s
             )
             await scraper.start()
+        if spec.prime_fresh_server and await prime_fresh_server(
+            client, spec.model, options.build(Prompt("warm-up", "warm-up", 1))
+        ):
+            notes.append("the server had served no request yet: one unmeasured warm-up request went first")
         if spec.transport == "http":
             await open_connections(client, connections_needed(spec.shape))
         sink = JsonlSink(spec.records_path) if spec.records_path else None

@@ -199,6 +199,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         extra_inputs=parse_params(args.param),
         server_token_counts=False if args.no_extra_outputs else "auto",
         perf_metrics=False if args.no_extra_outputs else "auto",
+        prime_fresh_server=not args.no_fresh_warmup,
         slos_ns=parse_slos(args.slo),
         read_timeout_s=args.timeout,
         transport=args.transport,

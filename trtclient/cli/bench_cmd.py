@@ -102,6 +102,12 @@ def register(subparsers: Any) -> None:
         "--warmup", metavar="N|Ts", help="warm-up excluded from results: N requests or T seconds"
     )
     load.add_argument(
+        "--no-fresh-warmup",
+        action="store_true",
+        help="measure from the first request even on a server that has served none (default: one "
+        "unmeasured request goes first there)",
+    )
+    load.add_argument(
         "--requests", "--request-count", type=int, metavar="N", help="stop after N measured requests"
     )
     load.add_argument("--duration", metavar="T", help="stop after T seconds of measurement (30, 30s, 2m)")
