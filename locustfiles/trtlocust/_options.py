@@ -198,8 +198,14 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         "--records",
         default="",
         metavar="FILE",
-        help="append one JSONL record per request (workers write FILE.workerN)",
+        help="one JSONL record per request, with the run's id (workers write FILE.workerN)",
         include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add to --records FILE instead of replacing it",
+        include_in_web_ui=False,
     )
     parser.add_argument(
         "--max-failures",

@@ -13,6 +13,7 @@ import pytest
 
 from trtclient import exit_codes
 from trtclient.bench.compare import load_run
+from trtclient.loadtest.records import read_records
 from trtclient.server.launcher import ServerHandle
 from trtclient.server.tokenizer import corpus_text
 
@@ -33,11 +34,13 @@ def test_peer_spelling_run_and_their_export_loads(triton_server: ServerHandle, t
     result = bench(
         "--url", triton_server.url, "--request-count", "8", "--streaming", "-m", "ensemble",
         "--concurrency", "2", "--max-tokens", "4", "--json", str(summary),
-        "--export-format", "genai-perf", "--export-format", "aiperf",
+        "--export-format", "genai-perf", "--export-format", "aiperf", "--records", str(tmp_path / "r.jsonl"),
     )  # fmt: skip
     assert result.returncode == exit_codes.OK, result.stderr
     ours = json.loads(summary.read_text())
     assert ours["requests"]["ok"] == 8
+    records = list(read_records(tmp_path / "r.jsonl"))
+    assert {r.run_id for r in records} == {ours["config"]["run_id"]}  # records name the run they belong to
     for name, kind in (("run_genai_perf.json", "genai-perf"), ("run_aiperf.json", "aiperf")):
         theirs = json.loads((tmp_path / name).read_text())
         assert theirs["request_count"]["avg"] == 8

@@ -27,7 +27,7 @@ from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.heap import frozen_heap
-from trtclient.loadtest.records import JsonlSink, RequestRecord
+from trtclient.loadtest.records import JsonlSink, RequestRecord, new_run_id
 from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
 from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Stop, Warmup
 from trtclient.loadtest.workload import Prompt, TokenCounter, Workload, WorkloadError
@@ -66,6 +66,8 @@ class BenchSpec:
     read_timeout_s: float | None = 300.0
     transport: Literal["http", "grpc"] = "http"
     records_path: Path | None = None
+    records_append: bool = False
+    """Append to ``records_path`` (each record carries its run's id) instead of starting it afresh."""
     scrape_metrics: bool = True
     scrape_interval_s: float = 0.5
     kernel_stamps: bool = True
@@ -191,6 +193,7 @@ async def run_bench(
 ) -> BenchOutcome:
     """Run ``spec`` against the Triton at ``url``; set ``stop`` to end early with a partial report."""
     notes: list[str] = []
+    run_id = new_run_id()
     timeout = Timeout(read=spec.read_timeout_s)
     client = AsyncTritonClient(
         url,
@@ -221,7 +224,11 @@ async def run_bench(
             notes.append("the server had served no request yet: one unmeasured warm-up request went first")
         if spec.transport == "http":
             await open_connections(client, connections_needed(spec.shape))
-        sink = JsonlSink(spec.records_path) if spec.records_path else None
+        sink = (
+            JsonlSink(spec.records_path, append=spec.records_append, run_id=run_id)
+            if spec.records_path
+            else None
+        )
         try:
             runner = Runner(
                 client,
@@ -251,7 +258,9 @@ async def run_bench(
             "and asyncio's own event loop"
         )
     report = Report(
-        config=_config(spec, url, options, {"arrival_clock": clock, **(extra_config or {})}),
+        config=_config(
+            spec, url, options, {"arrival_clock": clock, "run_id": run_id, **(extra_config or {})}
+        ),
         metrics=run_metrics,
         client=result.client,
         server=scraper.summary() if scraper is not None else None,

@@ -204,6 +204,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         read_timeout_s=args.timeout,
         transport=args.transport,
         records_path=args.records,
+        records_append=getattr(args, "append", False),
         scrape_metrics=not args.no_server_metrics,
         kernel_stamps=not args.read_stamps,
         headers=parse_headers(args.header),

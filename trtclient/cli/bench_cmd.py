@@ -157,7 +157,10 @@ def register(subparsers: Any) -> None:
     )
     out.add_argument("--json", type=Path, metavar="FILE", help="write the JSON summary")
     out.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV row per request")
-    out.add_argument("--records", type=Path, metavar="FILE", help="append one JSONL record per request")
+    out.add_argument(
+        "--records", type=Path, metavar="FILE", help="one JSONL record per request, with the run's id"
+    )
+    out.add_argument("--append", action="store_true", help="add to --records FILE instead of replacing it")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
     out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
     out.add_argument(

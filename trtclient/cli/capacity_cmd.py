@@ -36,7 +36,7 @@ __all__ = ["register"]
 #: Bench flags capacity defines differently (or not at all); its --max-failed breaks a step, and a search
 #: that finds no rate meeting every SLO exits SLO_MISSED by itself.
 EXCLUDED = {"burst", "concurrency", "rate", "every", "slo", "json", "csv", "records", "plots", "html",
-            "max_failures", "fail_on_slo", "goodput", "export_format"}  # fmt: skip
+            "max_failures", "fail_on_slo", "goodput", "export_format", "append"}  # fmt: skip
 
 
 def register(subparsers: Any) -> None:

@@ -40,6 +40,7 @@ EXCLUDED = {
     "plots",
     "html",
     "export_format",
+    "append",
 }
 
 
