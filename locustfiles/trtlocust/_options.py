@@ -17,6 +17,7 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
+from trtclient.constants import CLI_MAX_TOKENS
 from trtclient.loadtest.schedule import Rate
 
 __all__ = [
@@ -43,7 +44,7 @@ log = logging.getLogger("trtclient.locust")
 #: ``{"text_input": "What is machine learning?", "max_tokens": 20, "bad_words": "", "stop_words": "",
 #: "pad_id": 2, "end_id": 2}``).
 TUTORIAL_PROMPT = "What is machine learning?"
-TUTORIAL_MAX_TOKENS = 20
+TUTORIAL_MAX_TOKENS = CLI_MAX_TOKENS  # the same default as trtclient generate and bench
 TUTORIAL_END_ID = 2
 TUTORIAL_PAD_ID = 2
 TUTORIAL_WORDS = {"bad_words": "", "stop_words": ""}

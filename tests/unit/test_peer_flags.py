@@ -100,3 +100,12 @@ def test_no_extra_outputs_asks_for_no_return_inputs() -> None:
 
     assert asked() == {"return_num_input_tokens", "return_num_output_tokens", "return_perf_metrics"}
     assert asked("--no-extra-outputs") == set()
+
+
+def test_the_command_line_tools_share_one_max_tokens_default() -> None:
+    from trtclient.constants import CLI_MAX_TOKENS
+
+    generate = build_parser().parse_args(["generate", "hi"])
+    assert generate.max_tokens == CLI_MAX_TOKENS
+    spec = build_spec(parsed(), default_tokenizer=None)
+    assert next(iter(spec.workload.prompts())).max_tokens == CLI_MAX_TOKENS

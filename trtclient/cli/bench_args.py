@@ -16,6 +16,7 @@ from typing import Any
 
 from trtclient.cli.common import UsageError
 from trtclient.cli.peer_flags import apply_peer_flags
+from trtclient.constants import CLI_MAX_TOKENS
 
 __all__ = [
     "DEFAULT_BURST",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_PROMPT = "What is machine learning?"
-DEFAULT_MAX_TOKENS = 20
+DEFAULT_MAX_TOKENS = CLI_MAX_TOKENS
 DEFAULT_BURST = 20
 DEFAULT_REQUESTS = 100
 
