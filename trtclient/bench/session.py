@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtclient import rxstamp
+from trtclient.bench.lag_causes import explain_lag
 from trtclient.bench.preopen import connections_needed, open_connections, prime_fresh_server
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
@@ -257,6 +258,8 @@ async def run_bench(
             "event arrivals were stamped when read: kernel receive times need Linux, plain HTTP "
             "and asyncio's own event loop"
         )
+    warnings, causes = explain_lag(spec.shape, result.records, client_warnings(run_metrics, result.client))
+    notes.extend(causes)
     report = Report(
         config=_config(
             spec, url, options, {"arrival_clock": clock, "run_id": run_id, **(extra_config or {})}
@@ -265,7 +268,7 @@ async def run_bench(
         client=result.client,
         server=scraper.summary() if scraper is not None else None,
         interrupted=result.interrupted,
-        warnings=client_warnings(run_metrics, result.client),
+        warnings=warnings,
         notes=notes,
     )
     scrapes = list(zip(scraper.stamps_ns, scraper.scrapes, strict=True)) if scraper is not None else []
