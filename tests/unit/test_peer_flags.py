@@ -109,3 +109,14 @@ def test_the_command_line_tools_share_one_max_tokens_default() -> None:
     assert generate.max_tokens == CLI_MAX_TOKENS
     spec = build_spec(parsed(), default_tokenizer=None)
     assert next(iter(spec.workload.prompts())).max_tokens == CLI_MAX_TOKENS
+
+
+def test_tokenizer_embedded_names_the_embedded_servers_tokenizer() -> None:
+    from trtclient.loadtest.workload import TokenCounter
+    from trtclient.server.tokenizer import default_tokenizer_dir
+
+    args = parsed("--tokenizer", "embedded", "--input-tokens", "16", "--output-tokens", "4")
+    spec = build_spec(args, default_tokenizer=None)
+    text = "What is machine learning?"
+    assert spec.tokenizer is not None
+    assert spec.tokenizer.encode(text) == TokenCounter.from_dir(default_tokenizer_dir()).encode(text)

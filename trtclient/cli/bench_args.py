@@ -179,7 +179,7 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
 
     tokenizer = None
     try:
-        tokenizer_dir = args.tokenizer or (default_tokenizer() if default_tokenizer else None)
+        tokenizer_dir = _tokenizer_dir(args.tokenizer) or (default_tokenizer() if default_tokenizer else None)
         if tokenizer_dir is not None:
             tokenizer = TokenCounter.from_dir(tokenizer_dir)
         workload, sets_lengths = _workload(args, tokenizer)
@@ -211,6 +211,17 @@ def build_spec(args: argparse.Namespace, *, default_tokenizer: Callable[[], Path
         headers=parse_headers(args.header),
         verify=_verify(args),
     )
+
+
+def _tokenizer_dir(value: Path | None) -> Path | None:
+    """``--tokenizer DIR``, or ``embedded``: the embedded server's own tokenizer (built on first use)."""
+    if value is None or str(value) != "embedded":
+        return value
+    try:
+        from trtclient.server.tokenizer import default_tokenizer_dir
+    except ImportError:
+        raise UsageError("--tokenizer embedded needs the embedded server (pip install '.[server]')") from None
+    return default_tokenizer_dir()
 
 
 def parse_headers(items: list[str]) -> dict[str, str]:

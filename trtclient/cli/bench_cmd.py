@@ -127,7 +127,7 @@ def register(subparsers: Any) -> None:
         "--tokenizer",
         type=Path,
         metavar="DIR",
-        help="Hugging Face tokenizer dir (default, embedded server: its tokenizer)",
+        help="Hugging Face tokenizer dir, or 'embedded' for the embedded server's (its default there)",
     )
     force = work.add_mutually_exclusive_group()
     force.add_argument(
