@@ -133,8 +133,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.requirements is not None and args.template_dir is None:
         raise UsageError("--requirements goes with --template-dir (the bundled models need nothing more)")
-    for note in triton_default_ports(args):
-        print(note, file=sys.stderr, flush=True)
+    notes = triton_default_ports(args)
+
+    def progress(message: str) -> None:
+        # The ports' notes come with the start's first line, so a start refused earlier stays one line.
+        while notes:
+            print(notes.pop(0), file=sys.stderr, flush=True)
+        print(message, file=sys.stderr, flush=True)
+
     server = EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
@@ -154,6 +160,6 @@ def run(args: argparse.Namespace) -> int:
         keep_logs=args.keep_logs,
         template_dir=args.template_dir,
         requirements=args.requirements,
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
+        progress=progress,
     )
     return serve_foreground(server)
