@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_GRPC_PORT",
     "DEFAULT_HTTP_PORT",
     "DEFAULT_MAX_RETRIES",
+    "CLI_MAX_TOKENS",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_METRICS_PORT",
     "DEFAULT_MODEL",
@@ -35,6 +36,9 @@ DEFAULT_MODEL = "ensemble"
 
 #: Output length when the caller gives none (the same default as OpenAI's completions API).
 DEFAULT_MAX_TOKENS = 16
+#: The command-line tools' output length when none is given (``generate``, ``bench``, the Locust
+#: scenarios): the TensorRT-LLM tutorials' ``max_tokens``.
+CLI_MAX_TOKENS = 20
 
 #: Seconds to establish a connection (TCP + TLS).
 DEFAULT_CONNECT_TIMEOUT = 10.0

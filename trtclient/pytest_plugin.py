@@ -9,7 +9,9 @@ Registered through the ``pytest11`` entry point, so any project with trtclient i
 * ``--triton-template-dir DIR`` (and ``--triton-requirements FILE``): the embedded server serves your own
   model repository (TensorRT-LLM's ``inflight_batcher_llm`` layout) with the CPU engine standing in for its
   ``tensorrt_llm`` model, as ``trtclient serve --template-dir`` does.
-* the server log's last lines attached to the report of every failing test that used the fixture.
+* the lines the server logged during a failing test that used the fixture, attached to its report
+  (the last 40 of them).
+* a ``--triton-url`` where no Triton answers ends the session at set-up, with one message.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["triton_server"]
 
 _HANDLE_KEY = pytest.StashKey["ServerHandle"]()
+_LOG_OFFSET_KEY = pytest.StashKey[int]()
+#: Lines of the server log attached to a failing test's report, at most.
+LOG_LINES = 40
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +81,7 @@ def triton_server(request: pytest.FixtureRequest) -> Generator[ServerHandle, Non
             log_path=Path(os.devnull),
             pid=0,
         )
+        _check_reachable(handle.url)
         config.stash[_HANDLE_KEY] = handle
         yield handle
         return
@@ -95,15 +101,59 @@ def triton_server(request: pytest.FixtureRequest) -> Generator[ServerHandle, Non
         server.stop()
 
 
+def _check_reachable(url: str) -> None:
+    """End the session with one message when nothing answers Triton's readiness call at ``url``."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v2/health/ready", timeout=5):
+            return
+    except urllib.error.HTTPError:
+        return  # a server answered (not ready yet, or restricted): the tests will say more
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+    pytest.exit(
+        f"--triton-url {url}: no Triton answers there ({reason}); start one (trtclient serve) "
+        "or leave --triton-url out to use the embedded server",
+        returncode=pytest.ExitCode.USAGE_ERROR,
+    )
+
+
+def _log_size(item: pytest.Item) -> int | None:
+    handle = item.config.stash.get(_HANDLE_KEY, None)
+    if handle is None or handle.log_path == Path(os.devnull):
+        return None
+    try:
+        return handle.log_path.stat().st_size
+    except OSError:
+        return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    # After the fixtures are set up (the session's server may start here): where this test's lines begin.
+    try:
+        return (yield)
+    finally:
+        size = _log_size(item)
+        if size is not None:
+            item.stash[_LOG_OFFSET_KEY] = size
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     if report.failed and "triton_server" in getattr(item, "fixturenames", ()):
         handle = item.config.stash.get(_HANDLE_KEY, None)
         if handle is not None and handle.log_path != Path(os.devnull):
+            offset = item.stash.get(_LOG_OFFSET_KEY, 0)
             try:
-                lines = handle.log_path.read_text(errors="replace").splitlines()[-40:]
+                with handle.log_path.open("rb") as log:
+                    log.seek(offset)
+                    lines = log.read().decode(errors="replace").splitlines()[-LOG_LINES:]
             except OSError:
                 lines = ["(server log unavailable)"]
-            report.sections.append(("triton server log (last 40 lines)", "\n".join(lines)))
+            text = "\n".join(lines) or "(the server logged nothing during this test)"
+            report.sections.append((f"triton server log during this test (last {LOG_LINES} lines)", text))
     return report

@@ -21,9 +21,9 @@ import gevent.event
 import greenlet
 from locust import events
 from locust.env import Environment
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
 
-from trtclient import errors
+from trtclient import errors, exit_codes
 from trtclient.loadtest.schedule import arrival_offsets
 from trtclient.urls import redact_url
 from trtlocust._arrivals import TICKETS_MESSAGE, Planner
@@ -135,6 +135,10 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
     problem = user.check_options(options)
     if problem:
         _exit(problem)
+    try:
+        exit_codes.parse_max_failures(options.max_failures)
+    except ValueError as exc:
+        _exit(str(exc))
     if options.num_users is None:
         options.num_users = user.users_for(options)
     if options.spawn_rate is None:
@@ -199,9 +203,12 @@ def _listen(environment: Environment) -> None:
             add_html_section(environment)  # Locust may have rewritten its report meanwhile
             return
         PROCESS.quitting.set()
+        runner = environment.runner
+        interrupted = runner is not None and runner.state in (STATE_RUNNING, STATE_SPAWNING)
         try:
             _stop_users(environment)
             write_outputs(environment)
+            _set_exit_code(environment, interrupted)
         finally:
             PROCESS.close()
             _stop_server()
@@ -232,6 +239,22 @@ def _watch_workers(runner: MasterRunner) -> None:
                     worker.id,
                     in_flight,
                 )
+
+
+def _set_exit_code(environment: Environment, interrupted: bool) -> None:
+    """trtclient's exit codes (``trtclient.exit_codes``) in place of Locust's own, on the master or
+    a standalone process: 3 beyond ``--max-failures``, 130 when stopped by Ctrl-C or SIGTERM."""
+    if PROCESS.role == "worker":
+        return
+    budget = exit_codes.parse_max_failures(options_of(environment).max_failures)
+    total = environment.stats.total
+    environment.process_exit_code = exit_codes.exit_code(
+        interrupted=interrupted,
+        sent=total.num_requests,
+        failed=total.num_failures,
+        measured_ok=total.num_requests - total.num_failures,
+        budget=budget,
+    )
 
 
 def _interrupt_only_the_main_greenlet() -> None:
@@ -265,7 +288,7 @@ def _interrupt_only_the_main_greenlet() -> None:
 
 def _exit(message: str) -> None:
     log.error(message)
-    sys.exit(2)
+    sys.exit(exit_codes.USAGE)
 
 
 def _start_embedded_server(environment: Environment, options: argparse.Namespace) -> None:

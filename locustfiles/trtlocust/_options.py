@@ -17,6 +17,7 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
+from trtclient.constants import CLI_MAX_TOKENS
 from trtclient.loadtest.schedule import Rate
 
 __all__ = [
@@ -43,7 +44,7 @@ log = logging.getLogger("trtclient.locust")
 #: ``{"text_input": "What is machine learning?", "max_tokens": 20, "bad_words": "", "stop_words": "",
 #: "pad_id": 2, "end_id": 2}``).
 TUTORIAL_PROMPT = "What is machine learning?"
-TUTORIAL_MAX_TOKENS = 20
+TUTORIAL_MAX_TOKENS = CLI_MAX_TOKENS  # the same default as trtclient generate and bench
 TUTORIAL_END_ID = 2
 TUTORIAL_PAD_ID = 2
 TUTORIAL_WORDS = {"bad_words": "", "stop_words": ""}
@@ -198,8 +199,21 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         "--records",
         default="",
         metavar="FILE",
-        help="append one JSONL record per request (workers write FILE.workerN)",
+        help="one JSONL record per request, with the run's id (workers write FILE.workerN)",
         include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add to --records FILE instead of replacing it",
+        include_in_web_ui=False,
+    )
+    parser.add_argument(
+        "--max-failures",
+        default="0",
+        metavar="N|N%",
+        help="failed requests tolerated before the exit code is 3 (default: 0; see trtclient's exit codes)",
+        include_in_web_ui=False,
     )
 
 

@@ -102,7 +102,7 @@ class ProcessState:
             if isinstance(runner, WorkerRunner):
                 path = path.with_name(f"{path.name}.worker{runner.worker_index}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = JsonlSink(path)
+            self._sink = JsonlSink(path, append=bool(getattr(environment.parsed_options, "append", False)))
         return self._sink
 
     def start_test(self, environment: Environment, *, closed_loop: bool) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from trtclient import exit_codes
 from trtclient.loadtest.records import read_records
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
@@ -39,7 +40,7 @@ def test_without_the_key_every_request_fails_by_kind(locked_server: ServerHandle
     records = list(read_records(tmp_path / "records.jsonl"))
     assert [r.status for r in records] == ["failed"] * 3
     assert {r.error_kind for r in records} <= {"http_401", "http_403"}
-    assert result.returncode == 1  # every request failed
+    assert result.returncode == exit_codes.FAILURES  # every request failed
 
 
 def test_with_the_key_it_succeeds_and_the_secret_stays_out(

@@ -64,7 +64,9 @@ async def test_tutorial_burst_is_recorded_request_by_request(
     assert report.metrics.counts == m.RequestCounts(sent=20, ok=20, failed=0, cancelled=0, warmup=0)
     assert report.config["request_options"]["server_token_counts"] is True
     assert report.config["request_options"]["perf_metrics"] is True  # loopback: clocks compare
-    assert report.config["arrival_clock"] == "kernel" and not report.notes
+    # The session's server may be fresh for this first test: then one unmeasured request went first.
+    fresh = "the server had served no request yet: one unmeasured warm-up request went first"
+    assert report.config["arrival_clock"] == "kernel" and set(report.notes) <= {fresh}
     assert len({r.intended_ns for r in records}) == 1  # all at once
     for r in records:
         assert r.sent_ns is not None and r.headers_ns is not None and r.end_ns is not None
@@ -195,7 +197,8 @@ async def test_unknown_model_and_unknown_input_are_refused_before_any_load(
 def test_command_reports_a_mistake_in_one_line(
     triton_server: ServerHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["bench", "--url", triton_server.url, "--model", "no_such_model", "--no-progress"]) == 2
+    # The server was asked and has no such model: the run could not be made (exit_codes.ERROR).
+    assert main(["bench", "--url", triton_server.url, "--model", "no_such_model", "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("trtclient: error:") and "no_such_model" in err[0]
 

@@ -168,7 +168,8 @@ def busy_locust(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
 
 def test_ctrl_c_while_a_user_greenlet_runs_prints_no_traceback(tmp_path: Path) -> None:
     """SIGINT lands in the user's greenlet almost every time here (see the fake), and must still be a
-    clean stop: Locust's own shutdown, exit code 0, no greenlet traceback."""
+    clean stop: Locust's own shutdown, no greenlet traceback, and the shared exit code of an
+    interrupted run (130, as bench's)."""
     marker = tmp_path / "spinning"
     process = busy_locust(tmp_path)
     try:
@@ -180,8 +181,8 @@ def test_ctrl_c_while_a_user_greenlet_runs_prints_no_traceback(tmp_path: Path) -
 
     assert "Traceback" not in output
     assert "KeyboardInterrupt" not in output
-    assert "Shutting down (exit code 0)" in output
-    assert process.returncode == 0
+    assert "Shutting down (exit code 130)" in output
+    assert process.returncode == 130
 
 
 def test_ctrl_c_pressed_again_while_stopping_warns_then_quits(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_a_mistake_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str
 
 def test_an_unreachable_server_is_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
     # port 9 (discard) on loopback: nothing listens, the connection is refused at once
-    assert main(["bench", "--url", "http://127.0.0.1:9", "--no-progress", "--no-server-metrics"]) == 2
+    assert main(["bench", "--url", "http://127.0.0.1:9", "--no-progress", "--no-server-metrics"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read model 'ensemble' from http://127.0.0.1:9" in err[0]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from faulty_triton import FAULTS, FaultyTriton, fault_prompt  # noqa: E402
 
+from trtclient import exit_codes
 from trtclient.bench.session import BenchSpec, run_bench
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.records import RequestRecord, read_records
@@ -45,6 +46,12 @@ def dataset(tmp_path: Path) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def shown(message: str | None) -> str:
+    """A message as the failure reasons show it: whitespace folded, at most 200 characters."""
+    text = " ".join((message or "").split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def fault_of(record: RequestRecord) -> str:
@@ -113,6 +120,8 @@ def test_bench_cli_counts_every_fault_once_and_never_as_a_success(
             str(json_path),
             "--csv",
             str(csv_path),
+            "--max-failures",
+            str(sum(1 for f in FAULTS.values() if f.kind) * REPEATS),
             "--no-progress",
         ],
         capture_output=True,
@@ -130,6 +139,15 @@ def test_bench_cli_counts_every_fault_once_and_never_as_a_success(
     assert f"{total} sent: {total - failed} ok, {failed} failed (" in result.stdout
     for kind in {f.kind for f in FAULTS.values() if f.kind}:
         assert f"{kind} {REPEATS * sum(1 for f in FAULTS.values() if f.kind == kind)}" in result.stdout
+    # Each kind's reasons are the records' own messages, counted.
+    reasons = summary["failure_reasons"]
+    assert {kind: reason["count"] for kind, reason in reasons.items()} == summary["failures"]
+    for kind, reason in reasons.items():
+        texts = Counter(shown(r.error_message) for r in records if r.error_kind == kind)
+        assert [(m["message"], m["count"]) for m in reason["messages"]] == sorted(
+            texts.items(), key=lambda item: (-item[1], item[0])
+        )[:3]
+        assert f"failed {kind} ({reason['count']}): " in result.stdout
     csv_rows = csv_path.read_text().splitlines()[1:]
     assert len(csv_rows) == total
     assert Counter(row.split(",")[2] for row in csv_rows) == Counter(r.status for r in records)
@@ -161,8 +179,12 @@ def test_a_run_where_every_request_fails_exits_nonzero_and_reports_no_latency(
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == exit_codes.FAILURES
     assert "5 sent: 0 ok, 5 failed (stream_error 5)" in result.stdout
+    summary = json.loads(json_path.read_text())
+    (message,) = summary["failure_reasons"]["stream_error"]["messages"]
+    assert message["count"] == 5 and message["message"] != "(no message)"
+    assert f"failed stream_error (5): {message['message']!r} x5" in result.stdout
     latency_rows = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
     assert not latency_rows & {"TTFT", "ITL", "TPOT", "E2E", "time"}
     summary = json.loads(json_path.read_text())

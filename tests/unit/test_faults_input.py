@@ -140,7 +140,8 @@ def test_argparse_type_errors_name_the_flag(closed_url: str, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert (
-        err.strip().splitlines()[-1] == "trtclient bench: error: argument --rate: invalid float value: 'fast'"
+        err.strip().splitlines()[-1]
+        == "trtclient bench: error: argument --rate/--request-rate: invalid float value: 'fast'"
     )
 
 

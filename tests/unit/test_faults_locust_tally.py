@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from faulty_triton import FAULTS, FaultyTriton  # noqa: E402
 
+from trtclient import exit_codes
 from trtclient.loadtest.records import RequestRecord, read_records
 
 pytestmark = pytest.mark.locust
@@ -102,7 +103,7 @@ def test_burst_scenario_counts_every_fault_once_in_every_output(server: FaultyTr
     total = len(FAULTS) * REPEATS
     result = run_locust("burst.py", server.url, tmp_path, "--burst-size", str(total))
     assert "Traceback" not in result.stderr
-    assert result.returncode == 1  # Locust's exit code when requests failed
+    assert result.returncode == exit_codes.FAILURES  # failures beyond --max-failures (default 0)
     assert server.served == Counter({name: REPEATS for name in FAULTS})
     ok, failed = check_records(list(read_records(tmp_path / "records.jsonl")), server.served)
 
@@ -209,3 +210,20 @@ def wait_for_records(path: Path, count: int, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"fewer than {count} records in {path} after {timeout} s")
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("budget", "code"), [("100%", exit_codes.OK), ("lots", exit_codes.USAGE)], ids=["tolerated", "bad value"]
+)
+def test_max_failures_gates_the_locust_exit_code(
+    server: FaultyTriton, tmp_path: Path, budget: str, code: int
+) -> None:
+    total = len(FAULTS)
+    result = run_locust(
+        "burst.py", server.url, tmp_path, "--burst-size", str(total), "--max-failures", budget
+    )
+    assert result.returncode == code, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    if code == exit_codes.USAGE:
+        assert "--max-failures expects a number of requests" in result.stderr
+        assert not server.served  # refused before any load

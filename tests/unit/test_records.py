@@ -31,10 +31,13 @@ def sample(index: int) -> RequestRecord:
 
 def test_round_trip_through_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    with JsonlSink(path) as sink:
+    with JsonlSink(path, run_id="run-a") as sink:
         for i in range(3):
             sink.write(sample(i))
-    assert list(read_records(path)) == [sample(i) for i in range(3)]
+    expected = [sample(i) for i in range(3)]
+    for record in expected:
+        record.run_id = "run-a"
+    assert list(read_records(path)) == expected
 
 
 def test_each_record_is_on_disk_as_soon_as_it_is_written(tmp_path: Path) -> None:
@@ -50,12 +53,17 @@ def test_each_record_is_on_disk_as_soon_as_it_is_written(tmp_path: Path) -> None
         sink.write(sample(2))
 
 
-def test_sink_appends_to_an_existing_file(tmp_path: Path) -> None:
+def test_sink_replaces_a_file_unless_told_to_append_and_ids_each_run(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     for i in range(2):
         with JsonlSink(path) as sink:
             sink.write(sample(i))
-    assert [r.index for r in read_records(path)] == [0, 1]
+    assert [r.index for r in read_records(path)] == [1]  # a new run starts the file afresh
+    with JsonlSink(path, append=True) as sink:
+        sink.write(sample(2))
+    records = list(read_records(path))
+    assert [r.index for r in records] == [1, 2]
+    assert records[0].run_id and records[1].run_id and records[0].run_id != records[1].run_id
 
 
 def test_defaults_describe_a_request_that_never_finished() -> None:

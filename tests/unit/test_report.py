@@ -199,3 +199,13 @@ def test_no_cpu_warning_for_a_run_of_milliseconds() -> None:
     assert busy_but_brief.cores >= 0.85
     assert client_warnings(metrics, busy_but_brief) == []
     assert client_warnings(metrics, ClientLoad(cpu_s=0.9, wall_s=1.0)) != []
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1234.4, "1234"), (100.0, "100"), (35.74, "35.7"), (2.014, "2.01"), (0.01234, "0.0123"), (0.0, "0")],
+)
+def test_report_figures_have_three_significant_digits(value: float, shown: str) -> None:
+    from trtclient.bench.report import _fmt
+
+    assert _fmt(value) == shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from trtclient import exit_codes
 from trtclient.cli import build_parser, main
 
 URL = ["--url", "http://127.0.0.1:9", "--no-progress", "--no-server-metrics"]
@@ -65,7 +66,7 @@ def test_the_every_flag_is_not_offered(capsys: pytest.CaptureFixture[str]) -> No
 def test_an_unreachable_target_is_refused_before_the_first_level(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([argv[0], *URL, *argv[1:]]) == 2
+    assert main([argv[0], *URL, *argv[1:]]) == exit_codes.ERROR  # the run could not be made
     assert message in one_error_line(capsys)
 
 

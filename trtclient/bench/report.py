@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "warmup": mt.counts.warmup,
         },
         "failures": mt.failures,
+        "failure_reasons": {r.kind: r.as_dict() for r in mt.failure_reasons},
         "requests_per_s": mt.requests_per_s,
         "output_tokens_per_s": mt.output_tokens_per_s,
         "goodput": goodput,
@@ -304,11 +306,12 @@ def write_csv(records: Iterable[RequestRecord], path: str | Path) -> None:
 
 
 def _fmt(value: float) -> str:
-    if value >= 100:
+    """Three significant digits (whole numbers from 100 up): 1234, 35.7, 2.01, 0.0123."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 100:
         return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+    return f"{value:.{max(0, 2 - math.floor(math.log10(abs(value))))}f}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -345,6 +348,7 @@ def format_console(report: Report) -> str:
         f"throughput   {mt.requests_per_s:.2f} req/s, {mt.output_tokens_per_s:.1f} output tokens/s "
         f"over {mt.window_ns / 1e9:.2f} s"
     )
+    lines.extend(format_failures(mt))
     if mt.good_requests is not None:
         slos = ", ".join(f"{k} <= {v * MS:g} ms" for k, v in mt.slos_ns.items())
         share = mt.good_requests / c.ok if c.ok else 0.0
@@ -406,6 +410,15 @@ def format_console(report: Report) -> str:
     lines.extend(f"note: {n}" for n in report.notes)
     lines.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(lines)
+
+
+def format_failures(mt: RunMetrics) -> list[str]:
+    """One line per failure kind: its count and the server's most common messages."""
+    return [
+        f"  failed {r.kind} ({r.count}): "
+        + "; ".join(f"{text!r}" + (f" x{n}" if n > 1 else "") for text, n in r.messages)
+        for r in mt.failure_reasons
+    ]
 
 
 def format_server(server: Mapping[str, Any]) -> list[str]:

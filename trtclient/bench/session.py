@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtclient import rxstamp
+from trtclient.bench.lag_causes import explain_lag
+from trtclient.bench.preopen import connections_needed, open_connections, prime_fresh_server
 from trtclient.bench.progress import Counters
 from trtclient.bench.report import Report, client_warnings
 from trtclient.bench.runner import RunConfig, Runner, RunResult
 from trtclient.bench.scrape import MetricsScraper
+from trtclient.bench.url_diagnosis import diagnose
 from trtclient.client import AsyncTritonClient
 from trtclient.errors import RequestValidationError, TritonError
 from trtclient.inputs import ModelInputs
@@ -27,7 +30,7 @@ from trtclient.loadtest import metrics as m
 from trtclient.loadtest.accumulator import LATENCY_SOURCE, RunAccumulator
 from trtclient.loadtest.breakdown import breakdown
 from trtclient.loadtest.heap import frozen_heap
-from trtclient.loadtest.records import JsonlSink, RequestRecord
+from trtclient.loadtest.records import JsonlSink, RequestRecord, new_run_id
 from trtclient.loadtest.request_options import Auto, RequestOptions, resolve_options
 from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Replay, Stop, Warmup
 from trtclient.loadtest.workload import Prompt, TokenCounter, Workload, WorkloadError
@@ -66,6 +69,8 @@ class BenchSpec:
     read_timeout_s: float | None = 300.0
     transport: Literal["http", "grpc"] = "http"
     records_path: Path | None = None
+    records_append: bool = False
+    """Append to ``records_path`` (each record carries its run's id) instead of starting it afresh."""
     scrape_metrics: bool = True
     scrape_interval_s: float = 0.5
     kernel_stamps: bool = True
@@ -77,6 +82,8 @@ class BenchSpec:
     bounded_memory: bool = False
     """Summaries from streaming histograms, records only to ``records_path``: memory stays flat however
     long the run (the result then holds no records; see :mod:`trtclient.loadtest.accumulator`)."""
+    prime_fresh_server: bool = True
+    """Send one unmeasured request first when the model has served none (its cold path)."""
 
 
 @dataclass
@@ -161,11 +168,28 @@ def arrival_clock(records: list[RequestRecord]) -> str | None:
     return clocks.pop() if clocks else None
 
 
-async def _model_inputs(client: AsyncTritonClient, url: str, model: str) -> ModelInputs:
+def unforced_length_check(records: list[RequestRecord]) -> list[str]:
+    """Output lengths the workload asked for but could not force: how many came back as asked."""
+    ok = [r for r in m.measured(records) if r.status == "ok" and r.requested_output_tokens is not None]
+    counted = [r for r in ok if r.output_tokens is not None]
+    if not counted:
+        return []
+    exact = sum(1 for r in counted if r.output_tokens == r.requested_output_tokens)
+    asked = sum(r.requested_output_tokens or 0 for r in counted) / len(counted)
+    got = sum(r.output_tokens or 0 for r in counted) / len(counted)
+    return [
+        f"output lengths not forced: {exact} of {len(counted)} requests got the length asked "
+        f"(asked {asked:.1f} tokens on average, got {got:.1f})"
+    ]
+
+
+async def _model_inputs(client: AsyncTritonClient, url: str, model: str, transport: str) -> ModelInputs:
     try:
         return await client.model_inputs(model)
     except TritonError as exc:
-        raise BenchError(f"cannot read model {model!r} from {redact_url(url)}: {exc}") from exc
+        hint = await asyncio.to_thread(diagnose, url) if transport == "http" else None
+        reason = hint or str(exc)
+        raise BenchError(f"cannot read model {model!r} from {redact_url(url)}: {reason}") from exc
 
 
 async def run_bench(
@@ -179,6 +203,7 @@ async def run_bench(
 ) -> BenchOutcome:
     """Run ``spec`` against the Triton at ``url``; set ``stop`` to end early with a partial report."""
     notes: list[str] = []
+    run_id = new_run_id()
     timeout = Timeout(read=spec.read_timeout_s)
     client = AsyncTritonClient(
         url,
@@ -194,7 +219,7 @@ async def run_bench(
     if spec.kernel_stamps:
         rxstamp.keep_enabled()  # now, so that it is on before the first response arrives
     async with client:
-        inputs = await _model_inputs(client, url, spec.model)
+        inputs = await _model_inputs(client, url, spec.model, spec.transport)
         options = _resolve_options(spec, inputs, url, notes)
         options.build(Prompt("check", "check", 1))  # a bad --param fails here, before any load
         scraper = None
@@ -203,7 +228,17 @@ async def run_bench(
                 client.metrics, url=redact_url(client.metrics_url), interval_s=spec.scrape_interval_s
             )
             await scraper.start()
-        sink = JsonlSink(spec.records_path) if spec.records_path else None
+        if spec.prime_fresh_server and await prime_fresh_server(
+            client, spec.model, options.build(Prompt("warm-up", "warm-up", 1))
+        ):
+            notes.append("the server had served no request yet: one unmeasured warm-up request went first")
+        if spec.transport == "http":
+            await open_connections(client, connections_needed(spec.shape))
+        sink = (
+            JsonlSink(spec.records_path, append=spec.records_append, run_id=run_id)
+            if spec.records_path
+            else None
+        )
         accumulator = RunAccumulator(spec.slos_ns) if spec.bounded_memory else None
         try:
             runner = Runner(
@@ -231,18 +266,24 @@ async def run_bench(
         notes.append(f"latency summaries in bounded memory ({LATENCY_SOURCE})")
     else:
         run_metrics, clock = m.compute_metrics(result.records, spec.slos_ns), arrival_clock(result.records)
+        if spec.workload_sets_lengths and not options.force_output_length:
+            notes.extend(unforced_length_check(result.records))
     if spec.kernel_stamps and clock in ("read", "mixed"):
         notes.append(
             "event arrivals were stamped when read: kernel receive times need Linux, plain HTTP "
             "and asyncio's own event loop"
         )
+    warnings, causes = explain_lag(spec.shape, result.records, client_warnings(run_metrics, result.client))
+    notes.extend(causes)
     report = Report(
-        config=_config(spec, url, options, {"arrival_clock": clock, **(extra_config or {})}),
+        config=_config(
+            spec, url, options, {"arrival_clock": clock, "run_id": run_id, **(extra_config or {})}
+        ),
         metrics=run_metrics,
         client=result.client,
         server=scraper.summary() if scraper is not None else None,
         interrupted=result.interrupted,
-        warnings=client_warnings(run_metrics, result.client),
+        warnings=warnings,
         notes=notes,
         workload=breakdown(result.records),
     )

@@ -20,9 +20,9 @@ __all__ = ["main"]
 _SUBCOMMANDS = ("serve", "setup", "bench", "sweep", "capacity", "compare", "generate", "build")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> common.CommandParser:
     """The top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = common.CommandParser(
         prog="trtclient",
         description="Client, load tests and launcher for TensorRT-LLM models behind Triton.",
     )
@@ -42,10 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, common.CommandParser]:
+    """The subcommands' parsers by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trtclient`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # The subcommand's usage and its closest flag, not the top-level usage argparse would print.
+        command: common.CommandParser = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        command.unknown(extras)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from trtclient.cli.workload_args import (
     lora_mix,
     replay,
 )
+from trtclient.cli.peer_flags import apply_peer_flags
 
 __all__ = [
     "DEFAULT_BURST",
@@ -83,9 +85,9 @@ RESERVED_PARAMS = {
     "min_tokens": "--force-output-length",
     "min_length": "--force-output-length",
     "end_id": "--end-id",
-    "return_num_input_tokens": "nothing: requested automatically when the model has it",
-    "return_num_output_tokens": "nothing: requested automatically when the model has it",
-    "return_perf_metrics": "nothing: requested automatically on loopback servers",
+    "return_num_input_tokens": "--no-extra-outputs to leave it out (asked when the model has it)",
+    "return_num_output_tokens": "--no-extra-outputs to leave it out (asked when the model has it)",
+    "return_perf_metrics": "--no-extra-outputs to leave it out (asked on loopback servers)",
 }
 
 
@@ -123,6 +125,7 @@ def build_spec(
     from trtclient.loadtest import schedule as sc
     from trtclient.loadtest.workload import TokenCounter, WorkloadError
 
+    apply_peer_flags(args)
     for flag in ("burst", "concurrency", "rate", "max_concurrency", "requests", "timeout", "max_tokens"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
     if args.every is not None and args.concurrency is None and args.rate is None:
@@ -166,7 +169,7 @@ def build_spec(
 
     tokenizer = None
     try:
-        tokenizer_dir = args.tokenizer or (default_tokenizer() if default_tokenizer else None)
+        tokenizer_dir = _tokenizer_dir(args.tokenizer) or (default_tokenizer() if default_tokenizer else None)
         if tokenizer_dir is not None:
             tokenizer = TokenCounter.from_dir(tokenizer_dir)
         workload, sets_lengths = build_workload(args, tokenizer, max_input_len)
@@ -189,16 +192,31 @@ def build_spec(
         workload_sets_lengths=sets_lengths,
         end_id=args.end_id,
         extra_inputs=parse_params(args.param),
+        server_token_counts=False if args.no_extra_outputs else "auto",
+        perf_metrics=False if args.no_extra_outputs else "auto",
+        prime_fresh_server=not args.no_fresh_warmup,
         slos_ns=parse_slos(args.slo),
         read_timeout_s=args.timeout,
         transport=args.transport,
         records_path=args.records,
+        records_append=getattr(args, "append", False),
         scrape_metrics=not args.no_server_metrics,
         kernel_stamps=not args.read_stamps,
         headers=parse_headers(args.header),
         verify=_verify(args),
         bounded_memory=args.bounded_memory,
     )
+
+
+def _tokenizer_dir(value: Path | None) -> Path | None:
+    """``--tokenizer DIR``, or ``embedded``: the embedded server's own tokenizer (built on first use)."""
+    if value is None or str(value) != "embedded":
+        return value
+    try:
+        from trtclient.server.tokenizer import default_tokenizer_dir
+    except ImportError:
+        raise UsageError("--tokenizer embedded needs the embedded server (pip install '.[server]')") from None
+    return default_tokenizer_dir()
 
 
 def parse_headers(items: list[str]) -> dict[str, str]:
@@ -229,13 +247,22 @@ def _verify(args: argparse.Namespace) -> bool | str:
 
 def check_url(url: str, transport: str, flag: str = "--url") -> str:
     """The URL in canonical form, or one readable line (credentials never echoed)."""
-    from trtclient.urls import normalize_url
+    from trtclient.bench.url_diagnosis import split_api_path
+    from trtclient.urls import normalize_url, redact_url
 
     try:
-        return normalize_url(url, transport="grpc" if transport == "grpc" else "http")
+        canonical = normalize_url(url, transport="grpc" if transport == "grpc" else "http")
     except ValueError as exc:
         shown = re.sub(r"//[^/@]*@", "//", url)
         raise UsageError(f"{flag}: invalid server URL {shown!r} ({exc})") from None
+    base, api_path = split_api_path(canonical)
+    if api_path is not None:
+        print(
+            f"note: {flag} takes the server's address, not an API path: {api_path} was left out "
+            f"(using {redact_url(base)}; the model comes from --model)",
+            file=sys.stderr,
+        )
+    return base
 
 
 def check_outputs(args: argparse.Namespace) -> None:

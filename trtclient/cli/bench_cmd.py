@@ -26,6 +26,7 @@ from trtclient.cli.bench_args import (
     check_url,
 )
 from trtclient.cli.common import UsageError
+from trtclient.cli.peer_flags import add_peer_flags
 
 __all__ = ["register"]
 
@@ -40,7 +41,7 @@ def register(subparsers: Any) -> None:
     )
     server = p.add_argument_group("server")
     server.add_argument("--url", help="Triton HTTP URL (default: start the embedded server)")
-    server.add_argument("--model", default="ensemble", help="model to load-test (default: ensemble)")
+    server.add_argument("--model", "-m", default="ensemble", help="model to load-test (default: ensemble)")
     server.add_argument("--transport", choices=("http", "grpc"), default="http", help="default: http")
     server.add_argument("--metrics-url", help="Triton /metrics URL (default: port 8002 of --url's host)")
     server.add_argument("--no-server-metrics", action="store_true", help="do not scrape Triton's /metrics")
@@ -48,6 +49,12 @@ def register(subparsers: Any) -> None:
         "--read-stamps",
         action="store_true",
         help="stamp event arrivals when the client reads them, not with the kernel's receive time",
+    )
+    server.add_argument(
+        "--no-extra-outputs",
+        action="store_true",
+        help="do not ask for return_num_*_tokens and return_perf_metrics (smaller events; token counts "
+        "then come from the tokenizer or the events)",
     )
     server.add_argument(
         "--profile", default="orin-int4", help="embedded server timing profile (default: orin-int4)"
@@ -80,7 +87,9 @@ def register(subparsers: Any) -> None:
     shape = load.add_mutually_exclusive_group()
     shape.add_argument("--burst", type=int, metavar="N", help="N requests at once")
     shape.add_argument("--concurrency", type=int, metavar="N", help="closed loop: N requests in flight")
-    shape.add_argument("--rate", type=float, metavar="R", help="open loop: R requests per second")
+    shape.add_argument(
+        "--rate", "--request-rate", type=float, metavar="R", help="open loop: R requests per second"
+    )
     load.add_argument("--every", metavar="T", help="repeat the burst every T seconds")
     load.add_argument(
         "--arrival",
@@ -99,7 +108,15 @@ def register(subparsers: Any) -> None:
     load.add_argument(
         "--warmup", metavar="N|Ts", help="warm-up excluded from results: N requests or T seconds"
     )
-    load.add_argument("--requests", type=int, metavar="N", help="stop after N measured requests")
+    load.add_argument(
+        "--no-fresh-warmup",
+        action="store_true",
+        help="measure from the first request even on a server that has served none (default: one "
+        "unmeasured request goes first there)",
+    )
+    load.add_argument(
+        "--requests", "--request-count", type=int, metavar="N", help="stop after N measured requests"
+    )
     load.add_argument("--duration", metavar="T", help="stop after T seconds of measurement (30, 30s, 2m)")
     load.add_argument("--seed", type=int, default=0, help="seed of arrivals and workloads (default: 0)")
 
@@ -118,7 +135,7 @@ def register(subparsers: Any) -> None:
         "--tokenizer",
         type=Path,
         metavar="DIR",
-        help="Hugging Face tokenizer dir (default, embedded server: its tokenizer)",
+        help="Hugging Face tokenizer dir, or 'embedded' for the embedded server's (its default there)",
     )
     force = work.add_mutually_exclusive_group()
     force.add_argument(
@@ -148,7 +165,10 @@ def register(subparsers: Any) -> None:
     )
     out.add_argument("--json", type=Path, metavar="FILE", help="write the JSON summary")
     out.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV row per request")
-    out.add_argument("--records", type=Path, metavar="FILE", help="append one JSONL record per request")
+    out.add_argument(
+        "--records", type=Path, metavar="FILE", help="one JSONL record per request, with the run's id"
+    )
+    out.add_argument("--append", action="store_true", help="add to --records FILE instead of replacing it")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
     out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
     out.add_argument(
@@ -156,6 +176,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="summaries from streaming histograms (percentiles within 0.5%%), per-request detail only to "
         "--records: memory stays flat on long runs (not with --csv, --plots or --html)",
+    )
+    out.add_argument(
+        "--export-format",
+        action="append",
+        default=[],
+        choices=("genai-perf", "aiperf"),
+        help="also write GenAI-Perf's or AIPerf's summary JSON and CSV, beside --json (repeatable)",
     )
     progress = out.add_mutually_exclusive_group()
     progress.add_argument(
@@ -166,6 +193,19 @@ def register(subparsers: Any) -> None:
         help="live progress line on stderr (default: if stderr is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_peer_flags(p)
+    gate = p.add_argument_group("exit status (for CI; see the exit code table in docs/bench.md)")
+    gate.add_argument(
+        "--max-failures",
+        default="0",
+        metavar="N|N%",
+        help="failed requests tolerated before the exit code is 3 (default: 0)",
+    )
+    gate.add_argument(
+        "--fail-on-slo",
+        action="store_true",
+        help="exit 4 when a measured request missed an --slo (goodput below 100%%)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -175,6 +215,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark (starting the embedded server when no --url is given) and print the report."""
     check_outputs(args)
+    failure_budget(args)  # a bad --max-failures or --fail-on-slo fails before any load
     if args.url:
         url = check_url(args.url, args.transport)
         metrics_url = check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
@@ -210,7 +251,7 @@ def _bench(
 ) -> int:
     from trtclient.bench.progress import ProgressLine
     from trtclient.bench.report import format_console, write_csv, write_json
-    from trtclient.bench.session import BenchError, run_bench
+    from trtclient.bench.session import run_bench
 
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress
     line = ProgressLine(sys.stderr) if show_progress else None
@@ -241,10 +282,7 @@ def _bench(
             if line is not None:
                 line.clear()
 
-    try:
-        outcome = asyncio.run(main())
-    except BenchError as exc:
-        raise UsageError(str(exc)) from None
+    outcome = asyncio.run(main())  # a BenchError is exit_codes.ERROR: the run could not be made
     report = outcome.report
     print(format_console(report), flush=True)
     if args.json:
@@ -268,9 +306,45 @@ def _bench(
         except PlotsUnavailable as exc:
             raise UsageError(str(exc)) from None
     written = [str(p) for p in (args.json, args.csv, args.records, args.plots, args.html) if p]
+    if args.export_format:
+        from trtclient.bench.peer_export import write_peer_export
+        from trtclient.bench.report import to_json
+
+        summary = to_json(report)
+        for fmt in dict.fromkeys(args.export_format):
+            written += [str(p) for p in write_peer_export(summary, fmt, args.json)]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if report.interrupted:
-        return 130
-    counts = report.metrics.counts
-    return 1 if counts.sent and not counts.ok else 0
+    return run_exit_code(report.metrics, report.interrupted, failure_budget(args), args.fail_on_slo)
+
+
+def failure_budget(args: argparse.Namespace) -> Any:
+    """``--max-failures`` read, with ``--fail-on-slo`` checked against ``--slo``."""
+    from trtclient.exit_codes import parse_max_failures
+
+    if getattr(args, "fail_on_slo", False) and not (args.slo or getattr(args, "goodput", None)):
+        raise UsageError("--fail-on-slo needs at least one --slo METRIC=MS to hold the run to")
+    try:
+        return parse_max_failures(args.max_failures)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def slo_missed(metrics: Any) -> bool:
+    """True when SLOs were set and some measured request missed one."""
+    return metrics.good_requests is not None and metrics.good_requests < metrics.counts.ok
+
+
+def run_exit_code(metrics: Any, interrupted: bool, budget: Any, fail_on_slo: bool = False) -> int:
+    """The shared exit code (trtclient.exit_codes) of one run's metrics."""
+    from trtclient.exit_codes import exit_code
+
+    c = metrics.counts
+    return exit_code(
+        interrupted=interrupted,
+        sent=c.sent,
+        failed=c.failed,
+        measured_ok=c.ok,
+        budget=budget,
+        slo_missed=fail_on_slo and slo_missed(metrics),
+    )

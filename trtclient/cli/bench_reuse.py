@@ -22,12 +22,14 @@ from trtclient.cli import bench_cmd
 
 # The bench command's argument reading, in one place for sweep and capacity.
 from trtclient.cli.bench_args import build_spec, check_url, parse_seconds
+from trtclient.cli.bench_cmd import failure_budget
 from trtclient.cli.common import UsageError
 
 __all__ = [
     "Target",
     "build_spec",
     "check_url",
+    "failure_budget",
     "parse_seconds",
     "borrow_bench_arguments",
     "default_tokenizer",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trtclient import exit_codes
 from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
     build_spec,
@@ -32,7 +33,10 @@ from trtclient.cli.sweep_cmd import check_sweep_outputs
 
 __all__ = ["register"]
 
-EXCLUDED = {"burst", "concurrency", "rate", "every", "slo", "json", "csv", "records", "plots", "html"}
+#: Bench flags capacity defines differently (or not at all); its --max-failed breaks a step, and a search
+#: that finds no rate meeting every SLO exits SLO_MISSED by itself.
+EXCLUDED = {"burst", "concurrency", "rate", "every", "slo", "json", "csv", "records", "plots", "html",
+            "max_failures", "fail_on_slo", "goodput", "export_format", "append"}  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -143,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             run_until_signal(lambda stop: _drive(search, slos, spec_for, target, stop, progress))
         except BenchError as exc:
-            raise UsageError(f"the first step could not run: {exc}") from None
+            raise BenchError(f"the first step could not run: {exc}") from None
         finally:
             if progress is not None:
                 progress.clear()
@@ -158,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
     if search.stopped == "interrupted":
-        return 130
-    return 0 if answer.max_rate is not None else 1
+        return exit_codes.INTERRUPTED
+    return exit_codes.OK if answer.max_rate is not None else exit_codes.SLO_MISSED
 
 
 async def _drive(

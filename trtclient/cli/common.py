@@ -8,7 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["UsageError", "check_positive", "error", "parse_length", "parse_seconds", "run_handler"]
+__all__ = [
+    "CommandParser",
+    "UsageError",
+    "check_positive",
+    "did_you_mean",
+    "error",
+    "parse_length",
+    "parse_seconds",
+    "run_handler",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _LENGTH = re.compile(r"^\s*(\d+)\s*(?:(?:,|\+-|±|:)\s*(\d+(?:\.\d+)?))?\s*$")
@@ -16,7 +25,7 @@ _UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "h": 3600.0}
 
 
 class UsageError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
+    """A mistake the user can fix; printed as one line, exit code ``exit_codes.USAGE`` (2)."""
 
 
 def error(message: str) -> None:
@@ -26,6 +35,7 @@ def error(message: str) -> None:
 
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand handler, turning expected failures into one line and an exit code."""
+    from trtclient import exit_codes
     from trtclient.errors import TritonError
 
     debug = bool(getattr(args, "debug", False))
@@ -33,17 +43,48 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return handler(args)
     except KeyboardInterrupt:
         error("interrupted")
-        return 130
+        return exit_codes.INTERRUPTED
     except UsageError as exc:
         if debug:
             traceback.print_exc()
         error(str(exc))
-        return 2
+        return exit_codes.USAGE
     except (TritonError, OSError) as exc:
         if debug:
             traceback.print_exc()
         error(str(exc))
-        return 1
+        return exit_codes.ERROR
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean --rate?)`` for the closest of ``choices``, or an empty string."""
+    import difflib
+
+    flag = word.split("=", 1)[0]
+    close = difflib.get_close_matches(flag, choices, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``argparse`` parser that never takes abbreviations and says "did you mean" for unknown flags.
+
+    Its subcommand parsers are of the same class (argparse makes them so), so every ``trtclient``
+    command behaves alike.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def option_strings(self) -> list[str]:
+        """Every long and short option this parser knows."""
+        return [s for action in self._actions for s in action.option_strings]
+
+    def unknown(self, extras: list[str]) -> None:
+        """Exit with this parser's usage and one line naming the first unknown flag (and its likeliest)."""
+        first = next((e for e in extras if e.startswith("-")), extras[0])
+        hint = did_you_mean(first, self.option_strings()) if first.startswith("-") else ""
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 def parse_seconds(text: str, flag: str) -> float:

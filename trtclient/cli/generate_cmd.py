@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from trtclient.cli.common import UsageError
+from trtclient.constants import CLI_MAX_TOKENS
 
 __all__ = ["register"]
 
@@ -57,7 +58,12 @@ def register(subparsers: Any) -> None:
     server.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
     server.add_argument("--retries", type=int, default=0, help="retries of connection failures and 503s")
     request = parser.add_argument_group("request")
-    request.add_argument("--max-tokens", type=int, default=None, help="tokens to generate (default 16)")
+    request.add_argument(
+        "--max-tokens",
+        type=int,
+        default=CLI_MAX_TOKENS,
+        help=f"tokens to generate (default: {CLI_MAX_TOKENS})",
+    )
     request.add_argument("--min-tokens", type=int, help="fewest tokens to generate")
     request.add_argument("--temperature", type=float)
     request.add_argument("--top-k", type=int)

@@ -32,9 +32,11 @@ def register(subparsers: Any) -> None:
     net.add_argument(
         "--address", default="127.0.0.1", help="bind address (default: 127.0.0.1, loopback only)"
     )
-    net.add_argument("--http-port", type=int, help="HTTP port (default: a free port)")
-    net.add_argument("--grpc-port", type=int, help="gRPC port (default: a free port)")
-    net.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default: a free port)")
+    net.add_argument("--http-port", type=int, help="HTTP port (default: 8000 if free, else a free port)")
+    net.add_argument("--grpc-port", type=int, help="gRPC port (default: 8001 if free, else a free port)")
+    net.add_argument(
+        "--metrics-port", type=int, help="Prometheus metrics port (default: 8002 if free, else a free port)"
+    )
     emb = parser.add_argument_group("embedded server")
     emb.add_argument("--profile", default="orin-int4", help=f"timing profile: {', '.join(PROFILES)}")
     emb.add_argument("--max-batch-size", type=int, default=64, help="engine max batch size (default: 64)")
@@ -101,6 +103,28 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
 
 
+def triton_default_ports(args: argparse.Namespace) -> list[str]:
+    """Fill the ports not given with Triton's own (8000, 8001, 8002) where free; a note for each that
+    was taken, so the printed addresses are the ones to use."""
+    from trtclient.constants import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT
+    from trtclient.errors import PortInUseError
+    from trtclient.server.process import ensure_port_free
+
+    notes = []
+    for name, port in (("http_port", DEFAULT_HTTP_PORT), ("grpc_port", DEFAULT_GRPC_PORT),
+                       ("metrics_port", DEFAULT_METRICS_PORT)):  # fmt: skip
+        if getattr(args, name) is not None:
+            continue
+        try:
+            ensure_port_free(port, args.address)
+        except PortInUseError:
+            flag = "--" + name.replace("_", "-")
+            notes.append(f"port {port} is taken: {flag} is a free port instead (see the addresses below)")
+            continue
+        setattr(args, name, port)
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the server, print where it answers, and wait for Ctrl-C or SIGTERM."""
     if getattr(args, "engine_dir", None):
@@ -115,6 +139,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.requirements is not None and args.template_dir is None:
         raise UsageError("--requirements goes with --template-dir (the bundled models need nothing more)")
+    notes = triton_default_ports(args)
+
+    def progress(message: str) -> None:
+        # The ports' notes come with the start's first line, so a start refused earlier stays one line.
+        while notes:
+            print(notes.pop(0), file=sys.stderr, flush=True)
+        print(message, file=sys.stderr, flush=True)
+
     server = EmbeddedTriton(
         profile=args.profile,
         max_batch_size=args.max_batch_size,
@@ -135,6 +167,6 @@ def run(args: argparse.Namespace) -> int:
         keep_logs=args.keep_logs,
         template_dir=args.template_dir,
         requirements=args.requirements,
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
+        progress=progress,
     )
     return serve_foreground(server)

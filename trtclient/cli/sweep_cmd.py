@@ -19,6 +19,7 @@ from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
     build_spec,
     default_tokenizer,
+    failure_budget,
     level_args,
     run_until_signal,
     serve_target,
@@ -28,7 +29,19 @@ from trtclient.cli.common import UsageError
 __all__ = ["register"]
 
 #: Bench flags a sweep defines differently (or not at all).
-EXCLUDED = {"burst", "concurrency", "rate", "every", "json", "csv", "records", "plots", "html"}
+EXCLUDED = {
+    "burst",
+    "concurrency",
+    "rate",
+    "every",
+    "json",
+    "csv",
+    "records",
+    "plots",
+    "html",
+    "export_format",
+    "append",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +55,9 @@ def register(subparsers: Any) -> None:
     levels = p.add_argument_group("levels (one of)")
     shape = levels.add_mutually_exclusive_group(required=True)
     shape.add_argument("--concurrency", metavar="LIST", help="closed loop levels: 1,2,4,8 or 1:32:2")
-    shape.add_argument("--rate", metavar="LIST", help="open-loop rates, req/s: 0.5,1,2 or 1:16:2")
+    shape.add_argument(
+        "--rate", "--request-rate", metavar="LIST", help="open-loop rates, req/s: 0.5,1,2 or 1:16:2"
+    )
     borrow_bench_arguments(p, EXCLUDED, titles={"load shape (one of; default: --burst 20)": "each level"})
     out = p.add_argument_group("sweep outputs")
     out.add_argument("--json", type=Path, metavar="FILE", help='write {"levels": [bench summaries]}')
@@ -86,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     kind, levels = _levels(args)
     check_sweep_outputs(args)
+    failure_budget(args)
     if args.requests is None and args.duration is None:
         raise UsageError("a sweep needs --requests N or --duration T per level")
     tokenizer = default_tokenizer(args)
@@ -108,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         except BenchError as exc:
-            raise UsageError(f"the first level could not run: {exc}") from None
+            raise BenchError(f"the first level could not run: {exc}") from None
         finally:
             if progress is not None:
                 progress.clear()
@@ -135,9 +151,25 @@ def run(args: argparse.Namespace) -> int:
     written = [str(p) for p in (args.json, args.plots, args.html) if p]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if interrupted:
-        return 130
-    return 0 if any(s["requests"]["ok"] for s in summaries) else 1
+    return _exit_code(args, summaries, interrupted)
+
+
+def _exit_code(args: argparse.Namespace, summaries: list[dict[str, Any]], interrupted: bool) -> int:
+    """The shared exit code over all levels: failures summed, an SLO missed at any level."""
+    from trtclient.exit_codes import exit_code
+
+    requests = [s["requests"] for s in summaries]
+    missed = any(
+        s["goodput"] is not None and s["goodput"]["good_requests"] < s["requests"]["ok"] for s in summaries
+    )
+    return exit_code(
+        interrupted=interrupted,
+        sent=sum(r["sent"] for r in requests),
+        failed=sum(r["failed"] for r in requests),
+        measured_ok=sum(r["ok"] for r in requests),
+        budget=failure_budget(args),
+        slo_missed=args.fail_on_slo and missed,
+    )
 
 
 def sweep_title(kind: str, levels: list[float], summaries: list[dict[str, Any]]) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 
 from trtclient.cli.common import UsageError, check_positive, parse_length, parse_seconds
 
+from trtclient.constants import CLI_MAX_TOKENS
+
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_PROMPT",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 DEFAULT_PROMPT = "What is machine learning?"
-DEFAULT_MAX_TOKENS = 20
+DEFAULT_MAX_TOKENS = CLI_MAX_TOKENS
 
 
 def add_workload_arguments(work: Any) -> None:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from trtclient.loadtest.failures import FailureReason, failure_reasons
 from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
@@ -302,6 +303,8 @@ class RunMetrics:
     percentiles: Literal["exact", "histogram"] = "exact"
     """How latency percentiles were computed: from every value (interpolating between ranks), or from
     streaming histograms (:mod:`trtclient.loadtest.accumulator`, which states the bound)."""
+    failure_reasons: list[FailureReason] = field(default_factory=list)
+    """Per failure kind: the count and the server's most common messages."""
 
 
 def _length_check(ok: Sequence[RequestRecord]) -> LengthCheck:
@@ -381,6 +384,7 @@ def compute_metrics(
         slos_ns=slos,
         good_requests=good,
         goodput_per_s=(good / seconds if seconds else 0.0) if good is not None else None,
+        failure_reasons=failure_reasons(failed),
     )
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,15 @@ from typing import IO, Any, Literal, get_args
 from trtclient.streaming import ArrivalClock
 from trtclient.timing import EPOCH_OFFSET_NS
 
-__all__ = ["ArrivalClock", "JsonlSink", "RequestRecord", "Status", "TokenSource", "read_records"]
+__all__ = [
+    "ArrivalClock",
+    "JsonlSink",
+    "RequestRecord",
+    "Status",
+    "TokenSource",
+    "new_run_id",
+    "read_records",
+]
 
 Status = Literal["ok", "failed", "cancelled"]
 """How a request ended."""
@@ -92,6 +102,8 @@ class RequestRecord:
     """The LoRA adapter the request used (None: the base model)."""
     epoch_offset_ns: int = EPOCH_OFFSET_NS
     """Add to a stamp to get nanoseconds since the Unix epoch."""
+    run_id: str = ""
+    """The run that sent the request (set by :class:`JsonlSink`; one file may hold several runs)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (a shallow copy: fields are scalars, flat lists and flat dicts).
@@ -114,18 +126,29 @@ class RequestRecord:
         return cls(**values)
 
 
-class JsonlSink:
-    """Appends records to a JSONL file, one line per record, flushed as each one is written."""
+def new_run_id() -> str:
+    """A run id that sorts by start time: ``20261205T001502Z-3f9a1c``."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
-    def __init__(self, path: str | Path) -> None:
+
+class JsonlSink:
+    """Writes records to a JSONL file, one line per record, flushed as each one is written.
+
+    The file is started afresh unless ``append``; every record is stamped with ``run_id`` (a new one by
+    default), so records of several runs appended to one file stay apart.
+    """
+
+    def __init__(self, path: str | Path, *, append: bool = False, run_id: str | None = None) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self.run_id = run_id or new_run_id()
+        self._file: IO[str] | None = self.path.open("a" if append else "w", encoding="utf-8")
         self.written = 0
 
     def write(self, record: RequestRecord) -> None:
-        """Append one record and flush it to the operating system."""
+        """Write one record (stamped with this sink's run id) and flush it to the operating system."""
         if self._file is None:
             raise ValueError(f"{self.path} is closed")
+        record.run_id = record.run_id or self.run_id
         self._file.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
         self.written += 1

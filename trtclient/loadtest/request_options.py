@@ -98,6 +98,11 @@ def resolve_options(
     force = force_output_length
     if force == "auto":
         force = lengths_set and can_force
+        if lengths_set and not can_force and notes is not None:
+            notes.append(
+                f"model {model!r} has no min_tokens/min_length input: the workload's output lengths are "
+                "asked as max_tokens only (not forced); the report checks what came back against them"
+            )
     elif force and not can_force:
         if notes is not None:
             notes.append(

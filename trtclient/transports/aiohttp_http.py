@@ -110,22 +110,37 @@ def make_session(
 
 
 class _SentStamp:
-    """Receives the time the request headers were written. The trace context must not refer to the
-    stream: aiohttp keeps it alive with the connection, and the stream has to be collectable for a
-    consumer's early ``break`` to close that connection."""
+    """Receives the time the request's bytes were handed to the socket. The trace context must not
+    refer to the stream: aiohttp keeps it alive with the connection, and the stream has to be
+    collectable for a consumer's early ``break`` to close that connection.
 
-    __slots__ = ("ns",)
+    aiohttp (3.10+) only buffers the headers when it reports them sent and writes them, together
+    with the body, from a task of its own that the loop runs later (on a busy loop, milliseconds
+    later). The body's first chunk is reported just before that write, so it sets the stamp; the
+    headers' report is the fallback for a request that never got to its body."""
+
+    __slots__ = ("body", "ns")
 
     def __init__(self) -> None:
         self.ns = 0
+        self.body = False
 
 
 async def _on_headers_sent(
     session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
 ) -> None:
     stamp = context.trace_request_ctx
-    if isinstance(stamp, _SentStamp):
+    if isinstance(stamp, _SentStamp) and not stamp.body:
         stamp.ns = now_ns()
+
+
+async def _on_body_sent(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    stamp = context.trace_request_ctx
+    if isinstance(stamp, _SentStamp) and not stamp.body:
+        stamp.ns = now_ns()
+        stamp.body = True
 
 
 def map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonError:
@@ -162,6 +177,7 @@ class AsyncHTTPTransport:
         self.url = endpoint.url
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(_on_headers_sent)
+        trace.on_request_chunk_sent.append(_on_body_sent)
         trace.freeze()
         # aiohttp binds a session to the running loop: the client builds its transport lazily, from
         # its first awaited call, so the session is always created inside the loop that uses it.

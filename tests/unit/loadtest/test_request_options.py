@@ -83,3 +83,25 @@ def test_named_inputs_must_exist_and_optional_ones_go_only_where_they_exist() ->
         optional_inputs={"stop_words": "", "pad_id": 2, "end_id": 2, "beam_width": None},
     )
     assert dict(options.extra) == {"bad_words": "x", "stop_words": ""}
+
+
+def test_lengths_a_model_cannot_force_are_said_and_then_checked() -> None:
+    from trtclient.bench.session import unforced_length_check
+    from trtclient.loadtest.records import RequestRecord
+
+    notes: list[str] = []
+    options = resolve_options(model(BASIC), model="ensemble", url=LOOPBACK, lengths_set=True, notes=notes)
+    assert options.force_output_length is False
+    assert len(notes) == 1 and "has no min_tokens/min_length input" in notes[0] and "not forced" in notes[0]
+    records = [
+        RequestRecord(i, 0, status="ok", requested_output_tokens=8, output_tokens=got)
+        for i, got in enumerate((8, 3, 8, 5))
+    ]
+    (check,) = unforced_length_check(records)
+    assert (
+        check == "output lengths not forced: 2 of 4 requests got the length asked (asked 8.0 tokens "
+        "on average, got 6.0)"
+    )
+    quiet: list[str] = []
+    resolve_options(model(BASIC), model="ensemble", url=LOOPBACK, lengths_set=False, notes=quiet)
+    assert quiet == []  # a fixed prompt's max_tokens is a ceiling, not a length asked for
