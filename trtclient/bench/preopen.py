@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape
+from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Rate
 
 __all__ = ["MAX_PREOPEN", "Prober", "connections_needed", "open_connections", "prime_fresh_server"]
 
@@ -39,8 +39,10 @@ def connections_needed(shape: LoadShape) -> int:
         wanted = shape.size
     elif isinstance(shape, Concurrency):
         wanted = shape.concurrency
-    else:
+    elif isinstance(shape, Rate):
         wanted = shape.max_concurrency or 0
+    else:  # a trace replay: its arrivals are spread out like an open loop's
+        wanted = 0
     return min(wanted, MAX_PREOPEN)
 
 

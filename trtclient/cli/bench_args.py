@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trtclient.cli.common import UsageError, check_positive, parse_length, parse_seconds
+from trtclient.cli.peer_flags import apply_peer_flags
 from trtclient.cli.workload_args import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROMPT,
@@ -23,7 +24,6 @@ from trtclient.cli.workload_args import (
     lora_mix,
     replay,
 )
-from trtclient.cli.peer_flags import apply_peer_flags
 
 __all__ = [
     "DEFAULT_BURST",

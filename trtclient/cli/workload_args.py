@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from trtclient.cli.common import UsageError, check_positive, parse_length, parse_seconds
-
 from trtclient.constants import CLI_MAX_TOKENS
 
 __all__ = [
