@@ -107,6 +107,13 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-batch-size must be at least 1, got {args.max_batch_size}")
     if not 0.0 <= args.eos_probability < 1.0:
         raise UsageError(f"--eos-probability must be in [0, 1), got {args.eos_probability}")
+    fraction = args.kv_cache_free_gpu_mem_fraction
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise UsageError(
+            f"--kv-cache-free-gpu-mem-fraction: kv_cache_free_gpu_mem_fraction must be in (0, 1], got {fraction}"
+        )
+    if args.kv_cache_tokens is not None and args.kv_cache_tokens < 1:
+        raise UsageError(f"--kv-cache-tokens must be at least 1, got {args.kv_cache_tokens}")
     for name in ("preprocessing_instances", "postprocessing_instances", "bls_instances"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
