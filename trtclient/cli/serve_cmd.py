@@ -110,7 +110,8 @@ def _validate(args: argparse.Namespace) -> None:
     fraction = args.kv_cache_free_gpu_mem_fraction
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise UsageError(
-            f"--kv-cache-free-gpu-mem-fraction: kv_cache_free_gpu_mem_fraction must be in (0, 1], got {fraction}"
+            "--kv-cache-free-gpu-mem-fraction: "
+            f"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {fraction}"
         )
     if args.kv_cache_tokens is not None and args.kv_cache_tokens < 1:
         raise UsageError(f"--kv-cache-tokens must be at least 1, got {args.kv_cache_tokens}")
