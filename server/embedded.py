@@ -66,6 +66,10 @@ class EmbeddedTriton(ServerLifecycle):
     max_input_len: int = 1024
     max_seq_len: int = 2048
     kv_cache_tokens: int | None = None
+    """KV pool in tokens; unset: derived from ``kv_cache_free_gpu_mem_fraction`` for a profile with memory
+    figures (the Orin ones), else max batch x max_seq_len / 2."""
+    kv_cache_free_gpu_mem_fraction: float | None = None
+    """Share of the profile's memory left after the weights that the KV pool takes (unset: 0.9)."""
     kv_cache_reuse: bool = True
     """``enable_kv_cache_reuse``: prompts that start like an earlier one reuse its cached KV blocks."""
     eos_probability: float = 0.0
@@ -93,6 +97,11 @@ class EmbeddedTriton(ServerLifecycle):
         if self.requirements is not None:
             self.requirements = Path(self.requirements).expanduser()
         get_profile(self.profile)  # unknown profile: fail before any work
+        fraction = self.kv_cache_free_gpu_mem_fraction
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise SetupError(f"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {fraction}")
+        if self.kv_cache_tokens is not None and self.kv_cache_tokens < 1:
+            raise SetupError(f"kv_cache_tokens must be at least 1, got {self.kv_cache_tokens}")
         if self.max_batch_size < 1:
             raise SetupError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
         if self.template_dir is not None:
@@ -217,6 +226,11 @@ class EmbeddedTriton(ServerLifecycle):
             "bls_instance_count": str(self.bls_instances),
             "accumulate_tokens": "true" if self.accumulate_tokens else "false",
             "enable_kv_cache_reuse": "true" if self.kv_cache_reuse else "false",
+            **(
+                {"kv_cache_free_gpu_mem_fraction": str(self.kv_cache_free_gpu_mem_fraction)}
+                if self.kv_cache_free_gpu_mem_fraction is not None
+                else {}
+            ),
             "tensorrt_llm_model_name": "tensorrt_llm",
             "tensorrt_llm_draft_model_name": "",
             "logits_datatype": "TYPE_FP32",

@@ -3,7 +3,8 @@
 Its ``config.json`` has TRT-LLM's engine layout (``pretrained_config`` with ``mapping``, ``build_config``
 with max_batch_size, max_input_len, max_seq_len, max_num_tokens, max_beam_width), so the launcher reads CPU
 and GPU engines the same way, plus a ``cpu_engine`` section of its own: the timing profile, the KV-cache
-capacity in tokens, an optional end-of-sequence probability, and the text generator's tables.
+capacity in tokens (null: derived by the engine from the profile's memory figures and
+``kv_cache_free_gpu_mem_fraction``), an optional end-of-sequence probability, and the text generator's tables.
 
 The generator is a small Markov chain over the default tokenizer's ids, built from the bundled corpus, so
 generated text reads as text and is deterministic for a given seed.
@@ -86,6 +87,11 @@ def build_cpu_engine(
         raise ValueError(f"tokens_per_block must be at least 1, got {tokens_per_block}")
     if not 0.0 <= eos_probability < 1.0:
         raise ValueError(f"eos_probability must be in [0, 1), got {eos_probability}")
+    if kv_cache_tokens is not None and kv_cache_tokens < 1:
+        raise ValueError(f"kv_cache_tokens must be at least 1, got {kv_cache_tokens}")
+    # Unset, the engine sizes the pool itself: from kv_cache_free_gpu_mem_fraction of the profile's
+    # device memory after the weights as TensorRT-LLM does, or max batch x max_seq_len / 2 for a profile
+    # without memory figures (engine_settings.kv_cache_tokens).
     tables = markov_tables(tokenizer_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TABLES_FILE).write_text(json.dumps(tables))
@@ -117,7 +123,7 @@ def build_cpu_engine(
         },
         "cpu_engine": {
             "profile": timing.to_json(),
-            "kv_cache_tokens": kv_cache_tokens or max_batch_size * max_seq_len // 2,
+            "kv_cache_tokens": kv_cache_tokens,
             "eos_probability": eos_probability,
             "lora_cache_adapters": lora_cache_adapters,
             "lora_load_ms": (20.0 if timing.context_ms else 0.0) if lora_load_ms is None else lora_load_ms,

@@ -19,6 +19,8 @@ from locust.env import Environment
 
 from trtclient.constants import CLI_MAX_TOKENS
 from trtclient.loadtest.schedule import Rate
+from trtclient.loadtest.shared_prefix import SharedPrefixSpec, parse_shared_prefix
+from trtclient.loadtest.workload import WorkloadError
 
 __all__ = [
     "DEFAULT_RATE",
@@ -102,6 +104,14 @@ def _header(text: str) -> tuple[str, str]:
     if any(c in value for c in "\r\n"):
         raise argparse.ArgumentTypeError(f"the value of header {name!r} contains a line break")
     return name, value
+
+
+def _shared_prefix(text: str) -> SharedPrefixSpec:
+    """argparse type: ``N:P`` (N prefixes of P tokens)."""
+    try:
+        return parse_shared_prefix(text)
+    except WorkloadError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def headers_of(options: argparse.Namespace) -> dict[str, str]:
@@ -193,6 +203,30 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         "--server-profile",
         default="orin-int4",
         help="timing profile of the embedded Triton started when --host is not given (default: orin-int4)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--shared-prefix",
+        type=_shared_prefix,
+        default=None,
+        metavar="N:P",
+        help="prompts of N shared prefixes of P tokens plus a unique suffix of --input-tokens tokens "
+        "(instead of --prompt), for KV-cache reuse",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--input-tokens",
+        type=positive_int,
+        default=32,
+        help="with --shared-prefix: tokens of each prompt's unique suffix (default: 32)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default="",
+        metavar="DIR",
+        help="with --shared-prefix: Hugging Face tokenizer dir the token counts use "
+        "(default: the embedded server's)",
         include_in_web_ui=False,  # not editable in the web UI's start form
     )
     parser.add_argument(

@@ -82,7 +82,10 @@ class ProcessState:
     def session(self, environment: Environment) -> Session:
         """This process's session, made at the start of a test (when the options are final)."""
         if self._session is None:
-            self._session = Session(environment.host or "", options_of(environment))
+            runner = environment.runner
+            # Each worker process draws its own prompts over the same shared prefixes.
+            stream = runner.worker_index + 1 if isinstance(runner, WorkerRunner) else 0
+            self._session = Session(environment.host or "", options_of(environment), stream)
         return self._session
 
     def account(self, environment: Environment, record: RequestRecord) -> None:

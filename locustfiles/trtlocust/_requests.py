@@ -11,7 +11,7 @@ import locust  # noqa: F401  (first: gevent monkey-patches the standard library 
 import argparse
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,13 @@ import gevent.event
 from gevent.queue import Queue
 from locust.env import Environment
 
-from trtclient.inputs import build_body, encode_body
+from trtclient.inputs import ModelInputs, build_body, encode_body
 from trtclient.loadtest import metrics
 from trtclient.loadtest.recorder import RecordBuilder
 from trtclient.loadtest.records import RequestRecord
 from trtclient.loadtest.request_options import RequestOptions, resolve_options
-from trtclient.loadtest.workload import FixedPrompt, Prompt
+from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, SharedPrefixSpec
+from trtclient.loadtest.workload import FixedPrompt, Length, Prompt, TokenCounter
 from trtclient.options import Timeout
 from trtclient.streaming import TextMode
 from trtclient.sync_client import TritonClient
@@ -44,25 +45,40 @@ MAX_ERROR_TEXT = 160
 class Session:
     """The process's request: read the model's inputs once per test, keep the encoded body."""
 
-    def __init__(self, host: str, options: argparse.Namespace) -> None:
+    def __init__(self, host: str, options: argparse.Namespace, stream: int = 0) -> None:
         self.host = host
         self.model = str(options.model)
         self.label = self.model
         self.path = model_path(self.model) + "/generate_stream"
         self.options = options
         self.prompt: Prompt = next(FixedPrompt(options.prompt, options.max_tokens).prompts())
+        self._prompts: Iterator[Prompt] | None = None
+        spec = getattr(options, "shared_prefix", None)
+        if spec is not None:
+            self._prompts = shared_prefix_prompts(options, spec).prompts(stream)
+        self._inputs: ModelInputs | None = None
         self.request_options = RequestOptions()
         self.text_mode: TextMode = "delta"
         self._body: bytes | None = None
         self._lock = threading.Lock()
 
-    def body(self) -> bytes:
-        """The encoded request body; the first call reads the model's inputs and picks what it supports."""
+    def next_prompt(self) -> Prompt:
+        """The next request's prompt: the fixed ``--prompt``, or the next ``--shared-prefix`` prompt."""
+        if self._prompts is None:
+            return self.prompt
+        with self._lock:
+            return next(self._prompts)
+
+    def body(self, prompt: Prompt | None = None) -> bytes:
+        """The encoded request body of ``prompt`` (default: the fixed prompt's, kept); the first call reads
+        the model's inputs and picks what it supports."""
         if self._body is None:
             with self._lock:
                 if self._body is None:
                     self._body = self._build()
-        return self._body
+        if prompt is None or prompt is self.prompt or self._inputs is None:
+            return self._body
+        return encode_body(build_body(self.request_options.build(prompt), self._inputs, stream=True))
 
     def _build(self) -> bytes:
         options = self.options
@@ -94,8 +110,24 @@ class Session:
             optional_inputs=optional,
         )
         self.text_mode = inputs.text_mode
+        self._inputs = inputs
         request = self.request_options.build(self.prompt)
         return encode_body(build_body(request, inputs, stream=True))
+
+
+def shared_prefix_prompts(options: argparse.Namespace, spec: SharedPrefixSpec) -> SharedPrefixPrompts:
+    """``--shared-prefix N:P`` prompts with ``--input-tokens`` suffixes, counted by ``--tokenizer``
+    (default: the embedded server's tokenizer); a missing tokenizer raises ``WorkloadError``."""
+    from trtclient.server.tokenizer import default_tokenizer_dir
+
+    tokenizer = TokenCounter.from_dir(options.tokenizer or default_tokenizer_dir())
+    return SharedPrefixPrompts(
+        tokenizer,
+        spec,
+        Length(int(options.input_tokens)),
+        Length(int(options.max_tokens)),
+        seed=int(getattr(options, "seed", 0) or 0),
+    )
 
 
 class RequestFailed(Exception):
@@ -111,18 +143,19 @@ def send_one(
     intended_ns: int,
 ) -> None:
     """Send one streamed request and hand it to ``accountant`` (statistics, records, Locust events)."""
+    prompt = session.next_prompt()
     record = RequestRecord(
         index=index,
         intended_ns=intended_ns,
-        prompt_id=session.prompt.id,
-        requested_output_tokens=session.prompt.max_tokens,
+        prompt_id=prompt.id,
+        requested_output_tokens=prompt.max_tokens,
     )
-    live = RecordBuilder(record, session.prompt)  # the same writer as trtclient bench
+    live = RecordBuilder(record, prompt)  # the same writer as trtclient bench
     failure: BaseException | None = None
     accountant.started()
     try:
         live.dispatched()
-        body = session.body()
+        body = session.body(prompt)
         record.forced_output_tokens = session.request_options.force_output_length
         exchange(connection, session.path, body, session.text_mode, live)
     except Exception as exc:

@@ -67,6 +67,11 @@ def test_unknown_profile_is_one_clear_error() -> None:
         EmbeddedTriton(profile="nope").start()
 
 
+def test_kv_cache_fraction_out_of_range_is_one_clear_error() -> None:
+    with pytest.raises(SetupError, match=r"kv_cache_free_gpu_mem_fraction must be in \(0, 1\], got 1.2"):
+        EmbeddedTriton(profile="orin-int4", kv_cache_free_gpu_mem_fraction=1.2).start()
+
+
 def test_missing_model_python_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRTCLIENT_MODEL_PYTHON", "/nonexistent/python3.11")
     with pytest.raises(SetupError, match="apt-get install python3.11"):
@@ -88,6 +93,15 @@ def test_unwritable_cache_dir_says_what_to_set(monkeypatch: pytest.MonkeyPatch, 
         (["--max-batch-size", "0"], "--max-batch-size must be at least 1"),
         (["--http-port", "70000"], "--http-port must be between 1 and 65535"),
         (["--dry-run"], "--dry-run applies only with --engine-dir"),
+        (
+            ["--kv-cache-free-gpu-mem-fraction", "1.5"],
+            "kv_cache_free_gpu_mem_fraction must be in (0, 1], got 1.5",
+        ),
+        (
+            ["--kv-cache-free-gpu-mem-fraction", "0"],
+            "kv_cache_free_gpu_mem_fraction must be in (0, 1], got 0.0",
+        ),
+        (["--kv-cache-tokens", "0"], "--kv-cache-tokens must be at least 1, got 0"),
     ],
 )
 def test_cli_mistakes_print_one_line_and_exit_nonzero(args: list[str], message: str) -> None:

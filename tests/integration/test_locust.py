@@ -535,3 +535,59 @@ def test_a_param_the_model_lacks_is_refused_before_the_test(
     assert code == 2
     assert "has no input 'max_token'" in output and "Did you mean 'max_tokens'?" in output
     assert "Traceback" not in output
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def test_shared_prefix_prompts_reuse_the_prefix_blocks(tmp_path: Path, locusts: list[Locust]) -> None:
+    """``--shared-prefix 2:128 --input-tokens 16``: every prompt is one of two 128-token prefixes plus 16
+    tokens of its own; one stream at a time, so after the first request of a prefix each reuses its two
+    full 64-token blocks of the three the request holds (128 + 16 prompt + 4 output tokens)."""
+    records = tmp_path / "records.jsonl"
+    process = start(
+        locusts,
+        tmp_path,
+        "prefix",
+        "concurrency.py",
+        "--headless",
+        "--server-profile",
+        "instant",
+        "-u",
+        "1",
+        "--shared-prefix",
+        "2:128",
+        "--input-tokens",
+        "16",
+        "--max-tokens",
+        "4",
+        "--force-output-length",
+        "-t",
+        "3s",
+        "--records",
+        str(records),
+        "--only-summary",
+    )
+    code, output = finish(process)
+    assert code == 0, output[-3000:]
+    got = sorted(read_records(records), key=lambda r: r.index)
+    assert len(got) >= 4 and all(r.status == "ok" for r in got)
+    assert {r.input_tokens for r in got} == {144}
+    groups: dict[str, list[RequestRecord]] = {}
+    for r in got:
+        assert r.prompt_id is not None and r.prompt_id.startswith("prefix")
+        groups.setdefault(r.prompt_id.split("-")[0], []).append(r)
+    assert set(groups) <= {"prefix0", "prefix1"}
+    for first, *rest in groups.values():
+        assert m.kv_hit_rate(first) == 0.0
+        assert [m.kv_hit_rate(r) for r in rest] == [pytest.approx(2 / 3)] * len(rest)
+
+
+def test_shared_prefix_mistake_is_one_line(tmp_path: Path, locusts: list[Locust]) -> None:
+    process = start(
+        locusts, tmp_path, "bad", "concurrency.py", "--headless", "--shared-prefix", "2:x", "-t", "1s"
+    )
+    code, output = finish(process)
+    assert code != 0
+    assert "--shared-prefix takes N:P (N prefixes of P tokens, both positive integers), got '2:x'" in output
+    assert "Traceback" not in output

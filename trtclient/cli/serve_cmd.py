@@ -41,7 +41,12 @@ def register(subparsers: Any) -> None:
     emb.add_argument("--profile", default="orin-int4", help=f"timing profile: {', '.join(PROFILES)}")
     emb.add_argument("--max-batch-size", type=int, default=64, help="engine max batch size (default: 64)")
     emb.add_argument("--max-queue-size", type=int, default=0, help="tensorrt_llm queue limit, 0 = unbounded")
-    emb.add_argument("--kv-cache-tokens", type=int, help="KV-cache capacity in tokens")
+    emb.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        help="KV-cache capacity in tokens (default: --kv-cache-free-gpu-mem-fraction of the profile's "
+        "memory after the weights for the Orin profiles, else max batch x max_seq_len / 2)",
+    )
     emb.add_argument(
         "--no-kv-cache-reuse",
         dest="kv_cache_reuse",
@@ -81,9 +86,15 @@ def register(subparsers: Any) -> None:
     before = len(parser._actions)
     add_gpu_arguments(parser)
     engine_only = [
-        (a.dest, a.default, a.option_strings[0]) for a in parser._actions[before:] if a.option_strings
+        (a.dest, a.default, a.option_strings[0])
+        for a in parser._actions[before:]
+        if a.option_strings and a.dest not in _SHARED_WITH_EMBEDDED
     ]
     parser.set_defaults(handler=run, engine_only_flags=engine_only)
+
+
+_SHARED_WITH_EMBEDDED = frozenset({"kv_cache_free_gpu_mem_fraction"})
+"""Engine-path flags the embedded server takes too."""
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -98,6 +109,14 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-batch-size must be at least 1, got {args.max_batch_size}")
     if not 0.0 <= args.eos_probability < 1.0:
         raise UsageError(f"--eos-probability must be in [0, 1), got {args.eos_probability}")
+    fraction = args.kv_cache_free_gpu_mem_fraction
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise UsageError(
+            "--kv-cache-free-gpu-mem-fraction: "
+            f"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {fraction}"
+        )
+    if args.kv_cache_tokens is not None and args.kv_cache_tokens < 1:
+        raise UsageError(f"--kv-cache-tokens must be at least 1, got {args.kv_cache_tokens}")
     for name in ("preprocessing_instances", "postprocessing_instances", "bls_instances"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -160,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         bls_instances=args.bls_instances,
         max_queue_size=args.max_queue_size,
         kv_cache_tokens=args.kv_cache_tokens,
+        kv_cache_free_gpu_mem_fraction=args.kv_cache_free_gpu_mem_fraction,
         kv_cache_reuse=args.kv_cache_reuse,
         eos_probability=args.eos_probability,
         accumulate_tokens=args.accumulate_tokens,

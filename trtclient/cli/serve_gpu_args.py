@@ -55,7 +55,13 @@ def add_gpu_arguments(parser: argparse.ArgumentParser) -> None:
     rep.add_argument("--decoupled", choices=_BOOL, help="decoupled (streaming) mode (default true)")
     rep.add_argument("--batching-strategy", choices=("inflight_fused_batching", "inflight_batching", "V1"))
     rep.add_argument("--batch-scheduler-policy", choices=("max_utilization", "guaranteed_no_evict"))
-    rep.add_argument("--kv-cache-free-gpu-mem-fraction", type=float, metavar="F")
+    rep.add_argument(
+        "--kv-cache-free-gpu-mem-fraction",
+        type=float,
+        metavar="F",
+        help="share of free device memory after the weights for the KV cache (default 0.9); "
+        "the embedded server sizes its KV pool from it too",
+    )
     rep.add_argument("--enable-kv-cache-reuse", choices=_BOOL)
     rep.add_argument("--enable-chunked-context", choices=_BOOL)
     rep.add_argument("--exclude-input-in-output", choices=_BOOL)

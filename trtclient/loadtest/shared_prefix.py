@@ -84,8 +84,10 @@ class SharedPrefixPrompts:
             "with this tokenizer"
         )
 
-    def prompts(self) -> Iterator[Prompt]:
-        rng = random.Random(self._seed)
+    def prompts(self, stream: int = 0) -> Iterator[Prompt]:
+        """Prompts drawn by the seed; another ``stream`` (e.g. a worker process's number) draws other
+        groups and suffixes over the same prefixes."""
+        rng = random.Random(self._seed if not stream else f"{self._seed}-{stream}")
         number = 0
         while True:
             group = rng.randrange(self._spec.groups)

@@ -121,7 +121,14 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 "parameter gpt_model_path (${engine_dir}) is not set: render the repository with engine_dir"
             )
-        self.settings = EngineSettings.load(Path(engine_dir))
+        fraction_text = _param(self.model_config, "kv_cache_free_gpu_mem_fraction")
+        try:
+            fraction = float(fraction_text) if fraction_text else None
+        except ValueError:
+            raise pb_utils.TritonModelException(
+                f"kv_cache_free_gpu_mem_fraction must be a number, got {fraction_text!r}"
+            ) from None
+        self.settings = EngineSettings.load(Path(engine_dir), fraction)
         self.exclude_input_default = _param(
             self.model_config, "exclude_input_in_output", "false"
         ).lower() in ("true", "1")
