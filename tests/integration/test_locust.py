@@ -3,7 +3,7 @@
 Standalone, ``--processes 2``, and a master with two worker processes: exit codes, Locust's CSV rows,
 the token files, and the values against the engine's own timestamps (``return_perf_metrics``). Also
 the first-token accuracy against a fast loopback source with the same bounds as ``trtclient bench``
-(``tests/integration/test_bench.py``), the web UI's token tabs, and one-line messages for user
+(``tests/integration/test_bench.py``), the web UI's token tabs and live chart, and one-line messages for user
 mistakes. Every process is started in its own process group and killed with its children, even when
 a test fails; tests wait for processes to end or for observable progress, never for a fixed time.
 """
@@ -39,6 +39,7 @@ LOCUSTFILES = ROOT / "locustfiles"
 REQUEST_ROW = ("POST", "/v2/models/ensemble/generate_stream")
 STARTED_SERVER = "starting the embedded Triton"
 TOTALS = re.compile(r"(test|worker) totals: (.*)")
+NS_SVG = "http://www.w3.org/2000/svg"
 
 
 # ---------------------------------------------------------------- processes
@@ -486,10 +487,48 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
                 break
         time.sleep(0.2)  # polling for progress a real browser would show
     assert any(row["metric"] == "TTFT" for row in latency), process.output[-3000:]
+    assert latency[0]["title"] == "Time to first token (TTFT)"
+    main = [row["metric"] for row in latency if row["metric"] in ("TTFT", "ITL", "TPOT", "E2E", "ttft_sched")]
+    assert main == ["TTFT", "ITL", "TPOT", "E2E", "ttft_sched"]
     page = get_text(base + "/")
     assert '"title": "Token latency"' in page and '"title": "Token throughput"' in page
+    assert "./trtclient/chart" in page
     assert "TTFT,ensemble," in get_text(base + "/trtclient/tokens.csv")
     assert "requests_ok," in get_text(base + "/trtclient/throughput.csv")
+    chart = get_text(base + "/trtclient/chart")
+    assert "timeline.json" in chart and "<svg" in chart and "http" not in chart.replace(NS_SVG, "")
+
+    # The live chart's series grows while the test runs, and its points are plausible.
+    first: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    series: Any = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.process.poll() is None:
+        with contextlib.suppress(OSError):
+            series = get_json(f"{base}/trtclient/timeline.json")
+            points = series["points"]
+            first = first or points
+            busy = [p for p in points if p["ttft_count"] and p["output_tokens_per_s"] > 0]
+            if len(points) >= len(first) + 2 and len(busy) >= 3:
+                break
+        time.sleep(0.2)  # polling for progress, as the chart page does
+    assert series["interval_s"] == 2
+    assert len(points) >= len(first) + 2 and first, (first, points, process.output[-3000:])
+    assert [p["t"] for p in points[: len(first)]] == [p["t"] for p in first]  # grows at the end
+    times = [p["t"] for p in points]
+    assert all(1.5 <= b - a <= 10 for a, b in zip(times, times[1:], strict=False)), times
+    busy = [p for p in points if p["ttft_count"] and p["output_tokens_per_s"] > 0]
+    assert len(busy) >= 3, points
+    for p in busy:
+        # two users streaming 8 tokens from the CPU engine: TTFT of milliseconds to seconds
+        assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
+        assert 0 < p["output_tokens_per_s"] < 100_000, p
+    total_ttft = sum(p["ttft_count"] for p in points)
+    latency_now: Any = get_json(f"{base}/stats/requests").get("extended_stats", [])
+    ttft_rows = [
+        r for e in latency_now if e["key"] == "trtclient-latency" for r in e["data"] if r["metric"] == "TTFT"
+    ]
+    assert 0 < total_ttft <= int(ttft_rows[0]["count"])
     process.process.send_signal(signal.SIGTERM)
     code, output = finish(process, 30)
     assert code == 0, output[-3000:]
