@@ -60,8 +60,8 @@ function draw(svg, xs, series) {
     svg.appendChild(el("line", {x1: M.left, x2: M.left + w, y1: Y(y), y2: Y(y), stroke: "#e3e3e3"}));
     svg.appendChild(el("text", {x: M.left - 6, y: Y(y) + 4, "text-anchor": "end", "font-size": 11}, fmt(y)));
   }
-  for (let i = 0; i <= 5; i++) {
-    const x = xmax * i / 5;
+  const xstep = niceMax(xmax / 6);
+  for (let x = 0; x <= xmax + 1e-9; x += xstep) {
     svg.appendChild(el("text", {x: X(x), y: M.top + h + 16, "text-anchor": "middle", "font-size": 11},
       x.toFixed(0)));
   }

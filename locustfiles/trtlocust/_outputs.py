@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import gevent
 import gevent.event
@@ -21,7 +22,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
 
 from trtlocust._chart import CHART_PAGE
 from trtlocust._process import PROCESS
-from trtlocust._stats import RunStats
+from trtlocust._stats import LOCUST_ROWS, RunStats
 from trtlocust._tables import (
     LATENCY_HEADERS,
     SECTION_ID,
@@ -91,6 +92,18 @@ _LATENCY_TAB = "trtclient-latency"
 _THROUGHPUT_TAB = "trtclient-throughput"
 
 
+def _statistics_rank(row: Any) -> tuple[int, int]:
+    """Locust lists its statistics rows by name, then request type, so the token rows of one model
+    come as E2E, ITL, TPOT, TTFT. In reading order instead: the request rows, then TTFT, ITL, TPOT,
+    E2E, then the aggregated row (a stable sort keeps the rest as Locust had them)."""
+    method = str(row.get("method") or "").lower() if isinstance(row, dict) else ""
+    if method in LOCUST_ROWS:
+        return (1, LOCUST_ROWS.index(method))
+    if isinstance(row, dict) and row.get("name") == "Aggregated" and not method:
+        return (2, 0)
+    return (0, 0)
+
+
 #: Runner states in which the live chart takes points.
 _SAMPLED_STATES = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 
@@ -141,10 +154,18 @@ def extend_web_ui(environment: Environment) -> None:
         if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
             stats = PROCESS.totals
             payload = response.get_json() or {}
+            # The web UI sorts a table's rows by their "name", which for the throughput figures
+            # would undo their reading order: those rows carry their readable title only.
+            throughput = [
+                {"title": row["title"], "value": row["value"], "unit": row["unit"]}
+                for row in throughput_table(stats, time.time())
+            ]
             payload["extended_stats"] = [
                 {"key": _LATENCY_TAB, "data": latency_table(stats, PROCESS.label)},
-                {"key": _THROUGHPUT_TAB, "data": throughput_table(stats, time.time())},
+                {"key": _THROUGHPUT_TAB, "data": throughput},
             ]
+            if isinstance(payload.get("stats"), list):
+                payload["stats"] = sorted(payload["stats"], key=_statistics_rank)
             response.set_data(json.dumps(payload))
         return response
 

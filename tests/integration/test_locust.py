@@ -523,10 +523,23 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
         # two users streaming 8 tokens from the CPU engine: TTFT of milliseconds to seconds
         assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
         assert 0 < p["output_tokens_per_s"] < 100_000, p
+    # Locust caches /stats/requests for 2 s; by now it lists every row.
+    requests_now: Any = get_json(f"{base}/stats/requests")
+    assert [row["method"] for row in requests_now["stats"]] == ["POST", "TTFT", "ITL", "TPOT", "E2E", ""]
+    assert requests_now["stats"][-1]["name"] == "Aggregated"
+    figures = [e["data"] for e in requests_now["extended_stats"] if e["key"] == "trtclient-throughput"][0]
+    assert [row["title"] for row in figures][:2] == [
+        "Output tokens/s, last 10 s",
+        "Output tokens/s, whole test",
+    ]
+    assert all("name" not in row for row in figures)  # the web UI would sort rows by it
     total_ttft = sum(p["ttft_count"] for p in points)
-    latency_now: Any = get_json(f"{base}/stats/requests").get("extended_stats", [])
     ttft_rows = [
-        r for e in latency_now if e["key"] == "trtclient-latency" for r in e["data"] if r["metric"] == "TTFT"
+        r
+        for e in requests_now["extended_stats"]
+        if e["key"] == "trtclient-latency"
+        for r in e["data"]
+        if r["metric"] == "TTFT"
     ]
     assert 0 < total_ttft <= int(ttft_rows[0]["count"])
     process.process.send_signal(signal.SIGTERM)
