@@ -207,7 +207,7 @@ def test_burst_defaults_are_the_tutorials_twenty_at_once_and_the_test_ends_by_it
     assert (summary["ok"], summary["failed"], summary["scheduled"], summary["unsent"]) == (20, 0, 20, 0)
     page = html.read_text()
     assert page.index('id="trtclient-token-metrics"') < page.rindex("</body>")
-    assert "<td>TTFT</td>" in page
+    assert "<td>Time to first token (TTFT)</td>" in page
 
 
 def test_processes_2_share_one_open_loop_rate_and_one_server(tmp_path: Path, locusts: list[Locust]) -> None:
