@@ -10,12 +10,14 @@ import locust  # noqa: F401  (first: gevent monkey-patches the standard library 
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import gevent
 import gevent.event
+import locust.runners
 import locust.stats
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
@@ -35,7 +37,7 @@ from trtlocust._tables import (
     totals_line,
     write_csv,
 )
-from trtlocust._timeline import Timeline
+from trtlocust._timeline import INTERVAL_S, Timeline
 
 __all__ = ["add_html_section", "extend_web_ui", "write_outputs"]
 
@@ -169,7 +171,12 @@ def extend_web_ui(environment: Environment) -> None:
             response.set_data(json.dumps(payload))
         return response
 
-    timeline = Timeline()
+    # A master hears from each worker once per report interval (3 s): points as far apart, so that a
+    # point does not come out empty merely because no report landed in it.
+    interval_s = INTERVAL_S
+    if PROCESS.role == "master":
+        interval_s = max(interval_s, math.ceil(locust.runners.WORKER_REPORT_INTERVAL))
+    timeline = Timeline(interval_s=interval_s)
     gevent.spawn(_sample_timeline, environment, timeline)
 
     @app.route("/trtclient/timeline.json")
