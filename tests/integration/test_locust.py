@@ -547,6 +547,68 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
     assert code == 0, output[-3000:]
 
 
+def test_live_chart_on_a_master_adds_up_its_workers(
+    tmp_path: Path, locusts: list[Locust], triton_server: ServerHandle
+) -> None:
+    port = free_port()
+    process = start(
+        locusts,
+        tmp_path,
+        "web-master",
+        "rate.py",
+        "--processes",
+        "2",
+        "--autostart",
+        "--autoquit",
+        "0",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--host",
+        triton_server.url,
+        "--rate",
+        "4",
+        "-u",
+        "16",
+        "-t",
+        "40s",
+        "--max-tokens",
+        "8",
+    )
+    base = f"http://127.0.0.1:{port}"
+    series: Any = {}
+    deadline = time.monotonic() + 75
+    while time.monotonic() < deadline and process.process.poll() is None:
+        with contextlib.suppress(OSError):
+            series = get_json(f"{base}/trtclient/timeline.json")
+            if sum(1 for p in series["points"] if p["ttft_count"]) >= 3:
+                break
+        time.sleep(0.2)  # polling for progress, as the chart page does
+    points = series.get("points", [])
+    busy = [p for p in points if p["ttft_count"]]
+    assert series.get("interval_s") == 3 and len(busy) >= 3, (series, process.output[-3000:])
+    for p in busy:
+        assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
+    # no TTFT is counted in two points: the points add up to at most the merged TTFT count
+    requests_now: Any = get_json(f"{base}/stats/requests")
+    later_series: Any = get_json(f"{base}/trtclient/timeline.json")
+    later = later_series["points"]
+    ttft = [
+        r
+        for e in requests_now["extended_stats"]
+        if e["key"] == "trtclient-latency"
+        for r in e["data"]
+        if r["metric"] == "TTFT"
+    ]
+    assert sum(p["ttft_count"] for p in points) <= int(ttft[0]["count"])
+    assert sum(p["ttft_count"] for p in later) <= int(ttft[0]["count"])
+    assert any(p["output_tokens_per_s"] > 0 for p in later)
+    process.process.send_signal(signal.SIGTERM)
+    code, output = finish(process, 60)
+    assert code == 0, output[-3000:]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
