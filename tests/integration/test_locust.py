@@ -591,9 +591,9 @@ def test_live_chart_on_a_master_adds_up_its_workers(
     for p in busy:
         assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
     # no TTFT is counted in two points: the points add up to at most the merged TTFT count
-    requests_now: Any = get_json(f"{base}/stats/requests")
-    later_series: Any = get_json(f"{base}/trtclient/timeline.json")
+    later_series: Any = get_json(f"{base}/trtclient/timeline.json")  # read first: counts only grow
     later = later_series["points"]
+    requests_now: Any = get_json(f"{base}/stats/requests")
     ttft = [
         r
         for e in requests_now["extended_stats"]
