@@ -15,7 +15,8 @@ private modules (Locust's ``-f DIR`` skips ``_*.py``, so only the scenarios load
   logged straight into Locust's stats entries. Finer histograms and token throughput go from workers to
   the master with Locust's periodic reports and are added up there; at the end they are written next to
   ``--csv``, into the ``--html`` report and to the console (``_outputs``), and the web UI shows them in
-  two extra tabs while the test runs.
+  two extra tabs and a live chart of TTFT p50/p95 and output tokens/s (``_timeline``, ``_chart``)
+  while the test runs.
 * ``_arrivals``: bursts, rates and ramps are planned once, on the master or the standalone runner, with
   ``trtclient.loadtest.schedule.arrival_offsets``, and dealt ahead of time to the workers in proportion
   to their users. Users are the ceiling on requests in flight: an arrival that finds every user busy

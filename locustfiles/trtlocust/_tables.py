@@ -12,9 +12,13 @@ from pathlib import Path
 from trtlocust._stats import HISTOGRAMS, LOCUST_ROWS, RunStats
 
 __all__ = [
+    "LATENCY_ORDER",
     "LATENCY_HEADERS",
+    "LATENCY_TITLES",
     "SECTION_ID",
     "THROUGHPUT_HEADERS",
+    "THROUGHPUT_ORDER",
+    "throughput_title",
     "add_to_html_report",
     "csv_text",
     "latency_table",
@@ -44,25 +48,120 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
+#: The latency rows in the order a request is read: its first token (and that TTFT split by KV-cache
+#: reuse), the tokens after it, its end; then where the client's own timing shows (the planned start,
+#: lateness of the send, the first token's lag behind the engine).
+LATENCY_ORDER: tuple[str, ...] = (
+    "ttft",
+    "ttft_kv_hit",
+    "ttft_kv_miss",
+    "itl",
+    "tpot",
+    "e2e",
+    "ttft_sched",
+    "schedule_lag",
+    "first_token_lag",
+)
+#: What the web UI and the HTML report call each latency row (the CSV and the console keep the keys).
+LATENCY_TITLES: dict[str, str] = {
+    "ttft": "Time to first token (TTFT)",
+    "ttft_kv_hit": "TTFT, KV-cache reused",
+    "ttft_kv_miss": "TTFT, no KV-cache reuse",
+    "itl": "Inter-token latency (ITL)",
+    "tpot": "Time per output token (TPOT)",
+    "e2e": "End to end (E2E)",
+    "ttft_sched": "TTFT from the planned start",
+    "schedule_lag": "Send behind schedule",
+    "first_token_lag": "First token behind the engine",
+}
+
+
+def _latency_rank(metric: str) -> int:
+    return LATENCY_ORDER.index(metric) if metric in LATENCY_ORDER else len(LATENCY_ORDER)
+
+
 def latency_table(stats: RunStats, label: str) -> list[dict[str, str]]:
-    """The latency rows as strings, milliseconds (keys: metric, name and :data:`LATENCY_COLUMNS`)."""
+    """The latency rows as strings, milliseconds, in :data:`LATENCY_ORDER` (keys: metric, title,
+    name and :data:`LATENCY_COLUMNS`)."""
     rows = []
-    for row in stats.latency_rows():
-        out = {"metric": row.metric.upper() if row.metric in LOCUST_ROWS else row.metric, "name": label}
+    for row in sorted(stats.latency_rows(), key=lambda r: _latency_rank(r.metric)):
+        out = {
+            "metric": row.metric.upper() if row.metric in LOCUST_ROWS else row.metric,
+            "title": LATENCY_TITLES.get(row.metric, row.metric),
+            "name": label,
+        }
         out.update({k: str(int(v)) if k == "count" else _fmt(v) for k, v in row.cells().items()})
         rows.append(out)
     return rows
 
 
+#: The throughput figures in reading order: the rates first (tokens, then requests), then the counts
+#: behind them. ``failed_KIND`` follows ``requests_failed``; ``token_count_source_SOURCE`` comes last.
+THROUGHPUT_ORDER: tuple[str, ...] = (
+    "output_tokens_per_s_current",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_user_p50",
+    "output_tokens_per_s_per_user_p10",
+    "requests_per_s",
+    "requests_ok",
+    "requests_failed",
+    "failed_",
+    "requests_cancelled",
+    "arrivals_scheduled",
+    "arrivals_unsent",
+    "output_tokens",
+    "window",
+    "kv_hit_rate_mean",
+    "token_count_source_",
+)
+_THROUGHPUT_TITLES: dict[str, str] = {
+    "output_tokens_per_s_current": "Output tokens/s, last 10 s",
+    "output_tokens_per_s": "Output tokens/s, whole test",
+    "output_tokens_per_s_per_user_p50": "Tokens/s per user (1/TPOT), median",
+    "output_tokens_per_s_per_user_p10": "Tokens/s per user (1/TPOT), slowest tenth",
+    "requests_per_s": "Successful requests/s",
+    "requests_ok": "Requests succeeded",
+    "requests_failed": "Requests failed",
+    "requests_cancelled": "Requests cancelled",
+    "arrivals_scheduled": "Arrivals planned",
+    "arrivals_unsent": "Arrivals never sent (no free user)",
+    "output_tokens": "Output tokens",
+    "window": "Test window",
+    "kv_hit_rate_mean": "KV-cache hit rate, mean",
+}
+
+
+def throughput_title(name: str) -> str:
+    """The readable name of a throughput figure (``failed_KIND`` and ``token_count_source_SOURCE``
+    name their kind and source)."""
+    if name in _THROUGHPUT_TITLES:
+        return _THROUGHPUT_TITLES[name]
+    if name.startswith("failed_"):
+        return f"Failed: {name.removeprefix('failed_')}"
+    if name.startswith("token_count_source_"):
+        return f"Token counts from: {name.removeprefix('token_count_source_')}"
+    return name
+
+
+def _throughput_rank(name: str) -> int:
+    for i, key in enumerate(THROUGHPUT_ORDER):
+        if name == key or (key.endswith("_") and name.startswith(key)):
+            return i
+    return len(THROUGHPUT_ORDER)
+
+
 def throughput_table(stats: RunStats, now_s: float | None = None) -> list[dict[str, str]]:
-    """The throughput figures as strings (keys: name, value, unit); see :meth:`RunStats.throughput`."""
+    """The throughput figures as strings in :data:`THROUGHPUT_ORDER` (keys: name, title, value,
+    unit); see :meth:`RunStats.throughput`."""
+    figures = sorted(stats.throughput(now_s), key=lambda f: _throughput_rank(f[0]))
     return [
         {
             "name": name,
+            "title": throughput_title(name),
             "value": str(int(value)) if unit in ("requests", "tokens") else _fmt(value),
             "unit": unit,
         }
-        for name, value, unit in stats.throughput(now_s)
+        for name, value, unit in figures
     ]
 
 
@@ -80,6 +179,8 @@ LATENCY_HEADERS: dict[str, str] = {
     "max": "Max",
 }
 THROUGHPUT_HEADERS: dict[str, str] = {"name": "Name", "value": "Value", "unit": "Unit"}
+_READABLE_LATENCY_HEADERS = {"title": "Metric", **{k: v for k, v in LATENCY_HEADERS.items() if k != "metric"}}
+_READABLE_THROUGHPUT_HEADERS = {"title": "Figure", "value": "Value", "unit": "Unit"}
 #: The HTML id of the section added to Locust's report.
 SECTION_ID = "trtclient-token-metrics"
 
@@ -135,16 +236,18 @@ def _html_table(rows: list[dict[str, str]], headers: Mapping[str, str]) -> str:
 def report_section(stats: RunStats, label: str) -> str:
     """The token metrics as an HTML section (for Locust's ``--html`` report)."""
     definitions = "".join(
-        f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>" for name, text in HISTOGRAMS.items()
+        f"<li><b>{html.escape(LATENCY_TITLES.get(name, name))}</b> (<code>{html.escape(name)}</code>): "
+        f"{html.escape(text)}</li>"
+        for name, text in sorted(HISTOGRAMS.items(), key=lambda item: _latency_rank(item[0]))
     )
     return (
         f'<section id="{SECTION_ID}" style="font-family:sans-serif;margin:2em;">'
         f"<style>#{SECTION_ID} td,#{SECTION_ID} th{{padding:2px 10px;"
         "text-align:right;border-bottom:1px solid #ccc}</style>"
         "<h2>Token metrics (milliseconds)</h2>"
-        f"{_html_table(latency_table(stats, label), LATENCY_HEADERS)}"
+        f"{_html_table(latency_table(stats, label), _READABLE_LATENCY_HEADERS)}"
         "<h3>Throughput</h3>"
-        f"{_html_table(throughput_table(stats), THROUGHPUT_HEADERS)}"
+        f"{_html_table(throughput_table(stats), _READABLE_THROUGHPUT_HEADERS)}"
         f"<h3>Definitions</h3><ul>{definitions}</ul>"
         "</section>"
     )

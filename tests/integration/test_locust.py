@@ -3,7 +3,7 @@
 Standalone, ``--processes 2``, and a master with two worker processes: exit codes, Locust's CSV rows,
 the token files, and the values against the engine's own timestamps (``return_perf_metrics``). Also
 the first-token accuracy against a fast loopback source with the same bounds as ``trtclient bench``
-(``tests/integration/test_bench.py``), the web UI's token tabs, and one-line messages for user
+(``tests/integration/test_bench.py``), the web UI's token tabs and live chart, and one-line messages for user
 mistakes. Every process is started in its own process group and killed with its children, even when
 a test fails; tests wait for processes to end or for observable progress, never for a fixed time.
 """
@@ -40,6 +40,7 @@ LOCUSTFILES = ROOT / "locustfiles"
 REQUEST_ROW = ("POST", "/v2/models/ensemble/generate_stream")
 STARTED_SERVER = "starting the embedded Triton"
 TOTALS = re.compile(r"(test|worker) totals: (.*)")
+NS_SVG = "http://www.w3.org/2000/svg"
 
 
 # ---------------------------------------------------------------- processes
@@ -207,7 +208,7 @@ def test_burst_defaults_are_the_tutorials_twenty_at_once_and_the_test_ends_by_it
     assert (summary["ok"], summary["failed"], summary["scheduled"], summary["unsent"]) == (20, 0, 20, 0)
     page = html.read_text()
     assert page.index('id="trtclient-token-metrics"') < page.rindex("</body>")
-    assert "<td>TTFT</td>" in page
+    assert "<td>Time to first token (TTFT)</td>" in page
 
 
 def test_processes_2_share_one_open_loop_rate_and_one_server(tmp_path: Path, locusts: list[Locust]) -> None:
@@ -487,13 +488,126 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
                 break
         time.sleep(0.2)  # polling for progress a real browser would show
     assert any(row["metric"] == "TTFT" for row in latency), process.output[-3000:]
+    assert latency[0]["title"] == "Time to first token (TTFT)"
+    main = [row["metric"] for row in latency if row["metric"] in ("TTFT", "ITL", "TPOT", "E2E", "ttft_sched")]
+    assert main == ["TTFT", "ITL", "TPOT", "E2E", "ttft_sched"]
     page = get_text(base + "/")
     assert '"title": "Token latency"' in page and '"title": "Token throughput"' in page
+    assert "./trtclient/chart" in page
     assert "TTFT,ensemble," in get_text(base + "/trtclient/tokens.csv")
     assert "requests_ok," in get_text(base + "/trtclient/throughput.csv")
+    chart = get_text(base + "/trtclient/chart")
+    assert "timeline.json" in chart and "<svg" in chart and "http" not in chart.replace(NS_SVG, "")
+
+    # The live chart's series grows while the test runs, and its points are plausible.
+    first: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    series: Any = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.process.poll() is None:
+        with contextlib.suppress(OSError):
+            series = get_json(f"{base}/trtclient/timeline.json")
+            points = series["points"]
+            first = first or points
+            busy = [p for p in points if p["ttft_count"] and p["output_tokens_per_s"] > 0]
+            if len(points) >= len(first) + 2 and len(busy) >= 3:
+                break
+        time.sleep(0.2)  # polling for progress, as the chart page does
+    assert series["interval_s"] == 2
+    assert len(points) >= len(first) + 2 and first, (first, points, process.output[-3000:])
+    assert [p["t"] for p in points[: len(first)]] == [p["t"] for p in first]  # grows at the end
+    times = [p["t"] for p in points]
+    assert all(1.5 <= b - a <= 10 for a, b in zip(times, times[1:], strict=False)), times
+    busy = [p for p in points if p["ttft_count"] and p["output_tokens_per_s"] > 0]
+    assert len(busy) >= 3, points
+    for p in busy:
+        # two users streaming 8 tokens from the CPU engine: TTFT of milliseconds to seconds
+        assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
+        assert 0 < p["output_tokens_per_s"] < 100_000, p
+    # Locust caches /stats/requests for 2 s; by now it lists every row.
+    requests_now: Any = get_json(f"{base}/stats/requests")
+    assert [row["method"] for row in requests_now["stats"]] == ["POST", "TTFT", "ITL", "TPOT", "E2E", ""]
+    assert requests_now["stats"][-1]["name"] == "Aggregated"
+    figures = [e["data"] for e in requests_now["extended_stats"] if e["key"] == "trtclient-throughput"][0]
+    assert [row["title"] for row in figures][:2] == [
+        "Output tokens/s, last 10 s",
+        "Output tokens/s, whole test",
+    ]
+    assert all("name" not in row for row in figures)  # the web UI would sort rows by it
+    total_ttft = sum(p["ttft_count"] for p in points)
+    ttft_rows = [
+        r
+        for e in requests_now["extended_stats"]
+        if e["key"] == "trtclient-latency"
+        for r in e["data"]
+        if r["metric"] == "TTFT"
+    ]
+    assert 0 < total_ttft <= int(ttft_rows[0]["count"])
     process.process.send_signal(signal.SIGTERM)
     code, output = finish(process, 30)
     assert code == exit_codes.INTERRUPTED, output[-3000:]  # stopped mid-test: the shared code 130
+
+
+def test_live_chart_on_a_master_adds_up_its_workers(
+    tmp_path: Path, locusts: list[Locust], triton_server: ServerHandle
+) -> None:
+    port = free_port()
+    process = start(
+        locusts,
+        tmp_path,
+        "web-master",
+        "rate.py",
+        "--processes",
+        "2",
+        "--autostart",
+        "--autoquit",
+        "0",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--host",
+        triton_server.url,
+        "--rate",
+        "4",
+        "-u",
+        "16",
+        "-t",
+        "40s",
+        "--max-tokens",
+        "8",
+    )
+    base = f"http://127.0.0.1:{port}"
+    series: Any = {}
+    deadline = time.monotonic() + 75
+    while time.monotonic() < deadline and process.process.poll() is None:
+        with contextlib.suppress(OSError):
+            series = get_json(f"{base}/trtclient/timeline.json")
+            if sum(1 for p in series["points"] if p["ttft_count"]) >= 3:
+                break
+        time.sleep(0.2)  # polling for progress, as the chart page does
+    points = series.get("points", [])
+    busy = [p for p in points if p["ttft_count"]]
+    assert series.get("interval_s") == 3 and len(busy) >= 3, (series, process.output[-3000:])
+    for p in busy:
+        assert 0 < p["ttft_p50_ms"] <= p["ttft_p95_ms"] < 30_000, p
+    # no TTFT is counted in two points: the points add up to at most the merged TTFT count
+    later_series: Any = get_json(f"{base}/trtclient/timeline.json")  # read first: counts only grow
+    later = later_series["points"]
+    requests_now: Any = get_json(f"{base}/stats/requests")
+    ttft = [
+        r
+        for e in requests_now["extended_stats"]
+        if e["key"] == "trtclient-latency"
+        for r in e["data"]
+        if r["metric"] == "TTFT"
+    ]
+    assert sum(p["ttft_count"] for p in points) <= int(ttft[0]["count"])
+    assert sum(p["ttft_count"] for p in later) <= int(ttft[0]["count"])
+    assert any(p["output_tokens_per_s"] > 0 for p in later)
+    process.process.send_signal(signal.SIGTERM)
+    code, output = finish(process, 60)
+    assert code == 0, output[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -298,7 +298,9 @@ def test_html_section_goes_before_the_end_of_the_body(tmp_path: Path) -> None:
     tables.add_to_html_report(page, filled(), "ensemble")
     text = page.read_text()
     assert text.index('id="trtclient-token-metrics"') < text.index("</body>")
-    assert "<td>TTFT</td>" in text and "first content event arrival - send" in text
+    assert "<td>Time to first token (TTFT)</td>" in text and "first content event arrival - send" in text
+    assert text.index("<td>Inter-token latency (ITL)</td>") < text.index("<td>End to end (E2E)</td>")
+    assert "<td>Requests failed</td>" in text and "<td>Failed: http_400</td>" in text
 
 
 def test_summary_and_totals_lines_say_the_same_counts() -> None:
@@ -330,3 +332,45 @@ def test_ttft_splits_by_kv_cache_hit_and_the_hit_rate_survives_merging() -> None
     assert figures["kv_hit_rate_mean"] == pytest.approx((0.75 + 0 + 0.5) / 3)
     rows = {row["metric"] for row in tables.latency_table(master, "ensemble")}
     assert {"ttft_kv_hit", "ttft_kv_miss"} <= rows
+
+
+def test_tables_list_rows_in_reading_order_with_readable_names() -> None:
+    stats = filled()
+    r = rec(events=[11_000_000, 12_000_000])
+    r.kv_cache = {"kv_cache_reused_blocks": 1, "kv_cache_alloc_total_blocks": 4}
+    stats.add_record(r)
+    latency = tables.latency_table(stats, "ensemble")
+    assert [row["metric"] for row in latency] == [
+        "TTFT",
+        "ttft_kv_hit",
+        "ITL",
+        "TPOT",
+        "E2E",
+        "ttft_sched",
+        "schedule_lag",
+    ]
+    assert [row["title"] for row in latency][:5] == [
+        "Time to first token (TTFT)",
+        "TTFT, KV-cache reused",
+        "Inter-token latency (ITL)",
+        "Time per output token (TPOT)",
+        "End to end (E2E)",
+    ]
+    throughput = tables.throughput_table(stats, now_s=1.0)
+    names = [row["name"] for row in throughput]
+    assert names[:5] == [
+        "output_tokens_per_s_current",
+        "output_tokens_per_s",
+        "output_tokens_per_s_per_user_p50",
+        "output_tokens_per_s_per_user_p10",
+        "requests_per_s",
+    ]
+    assert names.index("requests_failed") + 1 == names.index("failed_http_400")
+    assert names.index("failed_http_400") < names.index("requests_cancelled")
+    assert names[-1].startswith("token_count_source_")
+    titles = {row["name"]: row["title"] for row in throughput}
+    assert titles["output_tokens_per_s_current"] == "Output tokens/s, last 10 s"
+    assert titles["failed_http_400"] == "Failed: http_400"
+    # every figure the statistics can hold has a name of its own, not its key
+    assert all(row["title"] != row["name"] for row in throughput)
+    assert set(tables.LATENCY_ORDER) == set(ts.HISTOGRAMS) == set(tables.LATENCY_TITLES)
