@@ -8,9 +8,13 @@ token; ``--kv-cache-tokens`` overrides it. The expected figures are computed her
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
+from trtclient.cli import main
 from trtclient.prometheus import find_samples, parse_metrics
 from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
@@ -52,3 +56,19 @@ def test_kv_cache_tokens_overrides_the_fraction() -> None:
     ) as server:
         metrics = block_metrics(server.handle)
     assert metrics["max"] == 100
+
+
+def test_bench_sizes_its_embedded_server_pool_from_its_own_flags(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    code = main(
+        ["bench", "--profile", "orin-int4", "--kv-cache-free-gpu-mem-fraction", "0.25", "--burst", "2",
+         "--max-tokens", "2", "--no-progress", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    gauges = json.loads(out.read_text())["server_metrics"]["trt_llm"]
+    key = "tensorrt_llm:nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=max}"
+    assert gauges[key]["max"] == int(FREE_BYTES * 0.25 // BLOCK_BYTES)
+    code = main(["bench", "--kv-cache-tokens", "6400", "--burst", "2", "--max-tokens", "2", "--no-progress",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0
+    assert json.loads(out.read_text())["server_metrics"]["trt_llm"][key]["max"] == 100

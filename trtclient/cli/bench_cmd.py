@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from trtclient.cli.bench_args import (
     add_workload_arguments,
     build_spec,
     check_outputs,
-    check_positive,
     check_url,
 )
 from trtclient.cli.common import UsageError
 from trtclient.cli.peer_flags import add_peer_flags
+from trtclient.cli.target import add_embedded_arguments, run_until_signal, serve_target
 
 __all__ = ["register"]
 
@@ -56,18 +55,7 @@ def register(subparsers: Any) -> None:
         help="do not ask for return_num_*_tokens and return_perf_metrics (smaller events; token counts "
         "then come from the tokenizer or the events)",
     )
-    server.add_argument(
-        "--profile", default="orin-int4", help="embedded server timing profile (default: orin-int4)"
-    )
-    server.add_argument(
-        "--max-batch-size", type=int, default=64, help="embedded server batch size (default: 64)"
-    )
-    server.add_argument(
-        "--no-kv-cache-reuse",
-        dest="kv_cache_reuse",
-        action="store_false",
-        help="embedded server: turn off KV-cache block reuse (on by default), to compare",
-    )
+    add_embedded_arguments(server)
     server.add_argument("--timeout", type=float, default=300.0, help="read timeout in seconds (default: 300)")
     server.add_argument(
         "--header",
@@ -217,33 +205,17 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     failure_budget(args)  # a bad --max-failures or --fail-on-slo fails before any load
     if args.url:
-        url = check_url(args.url, args.transport)
-        metrics_url = check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
+        check_url(args.url, args.transport)
         spec = build_spec(args, default_tokenizer=None)
-        return _bench(args, spec, url, metrics_url, server_info={"server": "external"})
-    from trtclient.server.launcher import EmbeddedTriton
-    from trtclient.server.tokenizer import default_tokenizer_dir
+    else:
+        from trtclient.server.launcher import EmbeddedTriton
+        from trtclient.server.tokenizer import default_tokenizer_dir
 
-    check_positive(args.max_batch_size, "--max-batch-size")
-    spec = build_spec(
-        args, default_tokenizer=default_tokenizer_dir, max_input_len=EmbeddedTriton.max_input_len
-    )
-    print(f"starting the embedded Triton server (profile {args.profile}) ...", file=sys.stderr, flush=True)
-    with EmbeddedTriton(
-        profile=args.profile,
-        max_batch_size=args.max_batch_size,
-        kv_cache_reuse=args.kv_cache_reuse,
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
-    ) as server:
-        url = server.grpc_url if args.transport == "grpc" else server.url
-        print(f"serving at {server.url} (metrics {server.metrics_url})", file=sys.stderr, flush=True)
-        info = {
-            "server": "embedded",
-            "profile": args.profile,
-            "max_batch_size": args.max_batch_size,
-            "kv_cache_reuse": args.kv_cache_reuse,
-        }
-        return _bench(args, spec, url, args.metrics_url or server.metrics_url, server_info=info)
+        spec = build_spec(
+            args, default_tokenizer=default_tokenizer_dir, max_input_len=EmbeddedTriton.max_input_len
+        )
+    with serve_target(args) as target:
+        return _bench(args, spec, target.url, target.metrics_url, server_info=target.info)
 
 
 def _bench(
@@ -256,17 +228,7 @@ def _bench(
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress
     line = ProgressLine(sys.stderr) if show_progress else None
 
-    async def main() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            stop.set()
-            # A second Ctrl-C interrupts at once.
-            loop.remove_signal_handler(signal.SIGINT)
-
-        loop.add_signal_handler(signal.SIGINT, on_signal)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async def work(stop: asyncio.Event) -> Any:
         try:
             return await run_bench(
                 spec,
@@ -277,12 +239,10 @@ def _bench(
                 extra_config=server_info,
             )
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
             if line is not None:
                 line.clear()
 
-    outcome = asyncio.run(main())  # a BenchError is exit_codes.ERROR: the run could not be made
+    outcome = run_until_signal(work)  # a BenchError is exit_codes.ERROR: the run could not be made
     report = outcome.report
     print(format_console(report), flush=True)
     if args.json:

@@ -8,13 +8,8 @@ command accepts the same flags with the same meaning and defaults.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
-import signal
-import sys
-from collections.abc import Awaitable, Callable, Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +18,7 @@ from trtclient.cli import bench_cmd
 # The bench command's argument reading, in one place for sweep and capacity.
 from trtclient.cli.bench_args import build_spec, check_url, parse_seconds
 from trtclient.cli.bench_cmd import failure_budget
-from trtclient.cli.common import UsageError
+from trtclient.cli.target import Target, run_until_signal, serve_target
 
 __all__ = [
     "Target",
@@ -89,15 +84,6 @@ def level_args(args: argparse.Namespace, **changes: Any) -> argparse.Namespace:
     return out
 
 
-@dataclass
-class Target:
-    """The server the levels run against."""
-
-    url: str
-    metrics_url: str | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
 def default_tokenizer(args: argparse.Namespace) -> Callable[[], Path] | None:
     """The embedded server's tokenizer when no ``--url`` is given (as bench does)."""
     if args.url:
@@ -105,55 +91,3 @@ def default_tokenizer(args: argparse.Namespace) -> Callable[[], Path] | None:
     from trtclient.server.tokenizer import default_tokenizer_dir
 
     return default_tokenizer_dir
-
-
-@contextmanager
-def serve_target(args: argparse.Namespace) -> Iterator[Target]:
-    """``--url`` as given, or the embedded Triton started for the whole command and stopped after it."""
-    if args.url:
-        url = check_url(args.url, args.transport)
-        metrics = check_url(args.metrics_url, "http", "--metrics-url") if args.metrics_url else None
-        yield Target(url, metrics, {"server": "external"})
-        return
-    from trtclient.server.launcher import EmbeddedTriton
-
-    if not args.max_batch_size > 0:
-        raise UsageError(f"--max-batch-size must be positive, got {args.max_batch_size}")
-    print(f"starting the embedded Triton server (profile {args.profile}) ...", file=sys.stderr, flush=True)
-    with EmbeddedTriton(
-        profile=args.profile,
-        max_batch_size=args.max_batch_size,
-        kv_cache_reuse=args.kv_cache_reuse,
-        progress=lambda message: print(message, file=sys.stderr, flush=True),
-    ) as server:
-        url = server.grpc_url if args.transport == "grpc" else server.url
-        print(f"serving at {server.url} (metrics {server.metrics_url})", file=sys.stderr, flush=True)
-        info = {
-            "server": "embedded",
-            "profile": args.profile,
-            "max_batch_size": args.max_batch_size,
-            "kv_cache_reuse": args.kv_cache_reuse,
-        }
-        yield Target(url, args.metrics_url or server.metrics_url, info)
-
-
-def run_until_signal(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run ``work(stop)`` in a fresh event loop; Ctrl-C or SIGTERM set ``stop`` (a second Ctrl-C aborts)."""
-
-    async def main() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            stop.set()
-            loop.remove_signal_handler(signal.SIGINT)
-
-        loop.add_signal_handler(signal.SIGINT, on_signal)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        try:
-            return await work(stop)
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    return asyncio.run(main())
