@@ -8,139 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 
 from trtclient import errors, rxstamp
-from trtclient.constants import USER_AGENT
 from trtclient.inputs import ModelInputs, encode_body
-from trtclient.options import JSON_HEADERS, safe_headers, ssl_option
+from trtclient.options import JSON_HEADERS, safe_headers
 from trtclient.responses import json_object, parse_generate_body, parse_json, repository_list, response_error
 from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.sse import SSEDecoder, SSEEvent
 from trtclient.streaming import StreamHead, StreamState, chunks_from_events
 from trtclient.timing import now_ns
+from trtclient.transports.aiohttp_session import (
+    PushHandler,
+    SentStamp,
+    make_session,
+    on_body_sent,
+    on_headers_sent,
+)
 from trtclient.transports.base import AsyncChunkSource, Endpoint
 from trtclient.urls import model_path, redact_url, stats_path
 
 __all__ = ["AsyncHTTPTransport", "make_session", "map_error"]
-
-
-class _PushHandler(ResponseHandler):
-    """aiohttp's connection protocol, which also hands what each read brought to the body being
-    consumed (:meth:`_AiohttpSource.consume`) right in the read callback, so that a streamed body
-    costs no task wake-up per event."""
-
-    drain: Callable[[], None] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        drain = self.drain
-        if drain is not None:
-            drain()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        super().connection_lost(exc)
-        drain = self.drain
-        if drain is not None:
-            drain()
-
-
-class _StampingHandler(_PushHandler):
-    """The same, on a transport that reads with kernel receive timestamps."""
-
-    rx: rxstamp.RxClock | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # The body aiohttp's parser is filling (a private member; without it, events after the first
-        # read of a body fall back to read stamps, and the stream says so).
-        self.rx = rxstamp.install(transport, lambda: getattr(self, "_payload", None))
-        if self.rx is not None:
-            self.rx.listener = self._after_read
-
-    def data_received(self, data: bytes) -> None:
-        if self.rx is None:
-            super().data_received(data)
-        else:  # a consumed body is drained once the clock has marked this read (_after_read)
-            ResponseHandler.data_received(self, data)
-
-    def _after_read(self) -> None:
-        drain = self.drain
-        if drain is not None:
-            drain()
-
-
-def make_session(
-    endpoint: Endpoint,
-    *,
-    connections: int,
-    trace: aiohttp.TraceConfig | None = None,
-    kernel_stamps: bool = False,
-) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=0, ssl=ssl_option(endpoint.verify, endpoint.cert)
-    )
-    if hasattr(connector, "_factory"):
-        # The connector builds each connection's protocol from this factory (aiohttp internals; a
-        # version without it keeps stamping reads, and bodies are read by a task).
-        stamping = kernel_stamps and rxstamp.keep_enabled()
-        handler = _StampingHandler if stamping else _PushHandler
-        factory = functools.partial(handler, loop=asyncio.get_running_loop())
-        connector._factory = cast("functools.partial[ResponseHandler]", factory)
-    timeout = endpoint.timeout
-    client_timeout = aiohttp.ClientTimeout(
-        total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
-    )
-    base_headers = {"User-Agent": USER_AGENT, **endpoint.headers}
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=client_timeout,
-        headers=base_headers,
-        trace_configs=[trace] if trace is not None else None,
-        raise_for_status=False,
-        auto_decompress=True,
-    )
-
-
-class _SentStamp:
-    """Receives the time the request's bytes were handed to the socket. The trace context must not
-    refer to the stream: aiohttp keeps it alive with the connection, and the stream has to be
-    collectable for a consumer's early ``break`` to close that connection.
-
-    aiohttp (3.10+) only buffers the headers when it reports them sent and writes them, together
-    with the body, from a task of its own that the loop runs later (on a busy loop, milliseconds
-    later). The body's first chunk is reported just before that write, so it sets the stamp; the
-    headers' report is the fallback for a request that never got to its body."""
-
-    __slots__ = ("body", "ns")
-
-    def __init__(self) -> None:
-        self.ns = 0
-        self.body = False
-
-
-async def _on_headers_sent(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
-) -> None:
-    stamp = context.trace_request_ctx
-    if isinstance(stamp, _SentStamp) and not stamp.body:
-        stamp.ns = now_ns()
-
-
-async def _on_body_sent(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams
-) -> None:
-    stamp = context.trace_request_ctx
-    if isinstance(stamp, _SentStamp) and not stamp.body:
-        stamp.ns = now_ns()
-        stamp.body = True
 
 
 def map_error(exc: BaseException, url: str, *, sent: bool) -> errors.TritonError:
@@ -176,8 +68,8 @@ class AsyncHTTPTransport:
     def __init__(self, endpoint: Endpoint, *, connections: int, kernel_stamps: bool = False) -> None:
         self.url = endpoint.url
         trace = aiohttp.TraceConfig()
-        trace.on_request_headers_sent.append(_on_headers_sent)
-        trace.on_request_chunk_sent.append(_on_body_sent)
+        trace.on_request_headers_sent.append(on_headers_sent)
+        trace.on_request_chunk_sent.append(on_body_sent)
         trace.freeze()
         # aiohttp binds a session to the running loop: the client builds its transport lazily, from
         # its first awaited call, so the session is always created inside the loop that uses it.
@@ -268,7 +160,7 @@ class AsyncHTTPTransport:
     ) -> AsyncChunkSource:
         url = head.url = state.url = self.url + model_path(model) + "/generate_stream"
         data = encode_body(body)
-        stamp = _SentStamp()
+        stamp = SentStamp()
         try:
             response = await self.session.post(url, data=data, headers=JSON_HEADERS, trace_request_ctx=stamp)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -302,7 +194,7 @@ class AsyncHTTPTransport:
         else:
             rx = None
         source = _AiohttpSource(response, state, head, self.watchdog, rx, body_clock)
-        if isinstance(handler, _PushHandler):
+        if isinstance(handler, PushHandler):
             source.handler = handler
         if self.watchdog is not None and handler is not None:
             # aiohttp re-arms a timer on every packet for its read timeout; during the body the
@@ -361,7 +253,7 @@ class _AiohttpSource:
         self._closed = False
         self._expired = False
         self._pending: errors.TritonError | None = None
-        self.handler: _PushHandler | None = None
+        self.handler: PushHandler | None = None
         self.on_chunk: Callable[[StreamChunk], None] | None = None
         self.pushed: asyncio.Future[None] | None = None
         self.draining = False

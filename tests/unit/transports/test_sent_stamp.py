@@ -9,24 +9,24 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from trtclient.transports.aiohttp_http import _on_body_sent, _on_headers_sent, _SentStamp
+from trtclient.transports.aiohttp_session import SentStamp, on_body_sent, on_headers_sent
 
 
 async def test_the_body_write_sets_the_stamp_and_a_later_headers_report_does_not_move_it() -> None:
-    stamp = _SentStamp()
+    stamp = SentStamp()
     context = SimpleNamespace(trace_request_ctx=stamp)
     session: Any = None
-    await _on_headers_sent(session, context, None)  # type: ignore[arg-type]
+    await on_headers_sent(session, context, None)  # type: ignore[arg-type]
     headers_ns = stamp.ns
-    await _on_body_sent(session, context, None)  # type: ignore[arg-type]
+    await on_body_sent(session, context, None)  # type: ignore[arg-type]
     assert stamp.ns >= headers_ns and stamp.body
     body_ns = stamp.ns
-    await _on_body_sent(session, context, None)  # type: ignore[arg-type]
-    await _on_headers_sent(session, context, None)  # type: ignore[arg-type]
+    await on_body_sent(session, context, None)  # type: ignore[arg-type]
+    await on_headers_sent(session, context, None)  # type: ignore[arg-type]
     assert stamp.ns == body_ns  # later chunks and reports keep the first hand-over
 
 
 async def test_without_a_body_write_the_headers_report_is_the_stamp() -> None:
-    stamp = _SentStamp()
-    await _on_headers_sent(None, SimpleNamespace(trace_request_ctx=stamp), None)  # type: ignore[arg-type]
+    stamp = SentStamp()
+    await on_headers_sent(None, SimpleNamespace(trace_request_ctx=stamp), None)  # type: ignore[arg-type]
     assert stamp.ns > 0 and not stamp.body
