@@ -5,7 +5,7 @@ after another and interleaved over ``PEERS_ROUNDS`` rounds (default 2; the order
 300 streamed requests of 64 forced output tokens, 64 in flight, synthetic prompts of 32 tokens made with the
 embedded tokenizer (given to every tool as ``--tokenizer DIR``, so nothing is downloaded).
 
-* ``trtclient bench --url ... --concurrency 64 --requests 300 --max-tokens 64 --input-tokens 32``;
+* ``trtclient bench --url ... --concurrency 64 --requests 300 --input-tokens 32 --output-tokens 64``;
 * ``genai-perf profile --endpoint-type generate --endpoint v2/models/ensemble/generate_stream --streaming``
   (its HTTP generate mode; the C++ perf_analyzer does the requests), ``min_length`` forced through
   ``--extra-inputs``;
@@ -96,7 +96,7 @@ def _command(tool: str, url: str, tokenizer: Path, out: Path) -> tuple[list[str]
             str(CONCURRENCY),
             "--requests",
             str(REQUESTS),
-            "--max-tokens",
+            "--output-tokens",
             str(OUTPUT_TOKENS),
             "--input-tokens",
             str(INPUT_TOKENS),
