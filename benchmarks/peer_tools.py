@@ -84,14 +84,16 @@ class Peers:
     lib_dir: Path
 
     def env(self) -> dict[str, str]:
-        """The peers' environment: their bin first on PATH, the linked libraries, Hugging Face offline."""
+        """The peers' environment: their bin first on PATH, the linked libraries."""
         env = dict(os.environ)
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["LD_LIBRARY_PATH"] = f"{self.lib_dir}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}".rstrip(
             os.pathsep
         )
-        env["HF_HUB_OFFLINE"] = "1"
-        env["TRANSFORMERS_OFFLINE"] = "1"
+        # Not HF_HUB_OFFLINE: AIPerf 0.13 then treats a tokenizer directory as a repository id and fails.
+        # A directory given as --tokenizer is read from disk either way.
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            env.pop(name, None)
         return env
 
 
