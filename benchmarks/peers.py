@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -252,7 +252,8 @@ def run() -> list[Row]:
         "\nlatency agreement, ms (TPOT = their 'inter token latency'; ITL = per gap, AIPerf's 'inter chunk "
         "latency'):"
     )
-    for line in agreement_table([r.agreement for r in runs]):
+    labelled = [replace(r.agreement, tool=f"{r.tool} r{n // len(TOOLS) + 1}") for n, r in enumerate(runs)]
+    for line in agreement_table(labelled):
         print(f"  {line}")
     rows: list[Row] = []
     print("\nclient CPU per event (whole process tree, start-up included; median over rounds):")
