@@ -93,12 +93,40 @@ def keep_enabled() -> bool:
     keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        keeper.bind(("127.0.0.1", 0))
     except OSError:
         keeper.close()
         return False
     _keeper = keeper
     atexit.register(keeper.close)
+    _wait_until_stamping(keeper)
     return True
+
+
+#: How long :func:`keep_enabled` waits for the kernel to start stamping (a loaded machine runs the
+#: deferred switch late); past it, the first responses may go unstamped and say so.
+STAMPING_WAIT_S = 2.0
+
+
+def _wait_until_stamping(keeper: socket.socket) -> bool:
+    """Send datagrams to ``keeper`` itself until one comes back with a kernel stamp (True), or
+    :data:`STAMPING_WAIT_S` has passed (False). The switch is deferred kernel work: this waits for
+    the observable result rather than for a guessed time."""
+    deadline = time.monotonic() + STAMPING_WAIT_S
+    address = keeper.getsockname()
+    keeper.settimeout(0.05)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                keeper.sendto(b"?", address)
+                _, ancillary, _, _ = keeper.recvmsg(1, _ANCILLARY_SPACE)
+            except OSError:  # includes the timeout: try again until the deadline
+                continue
+            if kernel_ns_of(ancillary):
+                return True
+        return False
+    finally:
+        keeper.setblocking(True)
 
 
 def kernel_ns_of(ancillary: list[tuple[int, int, bytes]]) -> int:

@@ -607,7 +607,7 @@ def test_live_chart_on_a_master_adds_up_its_workers(
     assert any(p["output_tokens_per_s"] > 0 for p in later)
     process.process.send_signal(signal.SIGTERM)
     code, output = finish(process, 60)
-    assert code == 0, output[-3000:]
+    assert code == exit_codes.INTERRUPTED, output[-3000:]
 
 
 @pytest.mark.parametrize(

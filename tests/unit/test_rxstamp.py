@@ -403,3 +403,11 @@ def test_keeping_stamps_enabled_stamps_the_first_read_of_every_new_connection() 
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["40"]
+
+
+def test_keep_enabled_returns_once_the_kernel_stamps_what_arrives() -> None:
+    """The keeper's self-addressed datagram came back stamped: the switch is live, not just asked for."""
+    assert rxstamp.keep_enabled()
+    keeper = rxstamp._keeper
+    assert keeper is not None
+    assert rxstamp._wait_until_stamping(keeper)
