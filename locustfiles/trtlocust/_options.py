@@ -11,12 +11,15 @@ import locust  # noqa: F401  (first: gevent monkey-patches the standard library 
 import argparse
 import json
 import logging
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
 from locust import events
 from locust.env import Environment
 
+from trtclient.cli.common import unrecognized
 from trtclient.constants import CLI_MAX_TOKENS
 from trtclient.loadtest.schedule import Rate
 from trtclient.loadtest.shared_prefix import SharedPrefixSpec, parse_shared_prefix
@@ -131,8 +134,33 @@ def _number(text: str, kind: Callable[[str], float]) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+UNRECOGNIZED = "unrecognized arguments: "
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> None:
+    """The parser's usage and one error line, exit code 2, as ``trtclient`` commands say it: an
+    unknown flag gets ``(did you mean --max-tokens?)`` from every option the scenario knows."""
+    if message.startswith(UNRECOGNIZED):
+        extras = message[len(UNRECOGNIZED) :].split()
+        choices = [s for action in parser._actions for s in action.option_strings]
+        message = unrecognized(extras, choices)
+    if parser.usage == argparse.SUPPRESS:  # Locust's own parser has its usage in the description
+        sys.stderr.write("usage: locust -f LOCUSTFILE [options] [UserClass ...] (--help lists them)\n")
+    else:
+        parser.print_usage(sys.stderr)
+    parser.exit(2, f"locust: error: {message}\n")  # "__main__.py" under python -m locust
+
+
+def _strict(parser: argparse.ArgumentParser) -> None:
+    """No silent abbreviations (``--max-token`` is not ``--max-tokens``) and trtclient's wording for
+    unknown flags, on the parser Locust builds for the whole command line."""
+    parser.allow_abbrev = False
+    parser.error = types.MethodType(_usage_error, parser)  # type: ignore[method-assign]
+
+
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any, **_kw: Any) -> None:
+    _strict(parser)
     parser.add_argument("--model", default="ensemble", help="Triton model to load-test (default: ensemble)")
     parser.add_argument("--prompt", default=TUTORIAL_PROMPT, help=f"prompt (default: {TUTORIAL_PROMPT!r})")
     parser.add_argument(

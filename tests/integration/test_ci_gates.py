@@ -130,3 +130,28 @@ async def test_a_fresh_server_gets_one_unmeasured_request_first() -> None:
     assert note in first.report.notes and note not in second.report.notes
     assert len(first.result.records) == len(second.result.records) == 3  # the warm-up has no record
     assert stats.inference_count == 3 + 3 + 1
+
+
+def test_a_sharegpt_run_notes_what_was_skipped_and_which_lengths(
+    triton_server: ServerHandle, tmp_path: Path
+) -> None:
+    turn = lambda who, text: {"from": who, "value": text}  # noqa: E731
+    data = [
+        {"id": "a", "conversations": [turn("human", "What is machine learning?"), turn("gpt", "A field.")]},
+        {"id": "b", "conversations": [turn("gpt", "hello")]},
+    ]
+    dataset, summary = tmp_path / "share.json", tmp_path / "run.json"
+    dataset.write_text(json.dumps(data))
+    result = bench(
+        "--url", triton_server.url, "--dataset", str(dataset), "--request-count", "2", "--max-tokens", "4",
+        "--json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == exit_codes.OK, result.stderr
+    skipped = "share.json: 1 conversations used, 1 skipped: 1 without a human turn followed by a reply"
+    lengths = (
+        "share.json: output lengths are max_tokens 4 for every request (no tokenizer to count the replies)"
+    )
+    notes = json.loads(summary.read_text())["notes"]
+    assert skipped in notes and lengths in notes
+    assert f"note: {skipped}" in result.stdout + result.stderr
+    assert f"note: {lengths}" in result.stdout + result.stderr

@@ -241,6 +241,18 @@ def test_stopping_early_closes_the_connection(triton_server: ServerHandle, flavo
 
 
 @pytest.mark.parametrize("flavour", ["async", "sync"])
+def test_grpc_sent_is_stamped_when_grpc_takes_the_request_between_the_call_and_the_first_response(
+    triton_server: ServerHandle, flavour: str
+) -> None:
+    """``sent_ns`` is stamped as gRPC's writer takes the serialised request, so it lies after the call
+    began (and after the request was built) and before the first response arrived."""
+    chunks, stream = Variant(triton_server, "grpc", flavour).stream(max_tokens=4)
+    assert chunks
+    assert stream.start_ns < stream.sent_ns < stream.first_arrival_ns
+    assert stream.sent_ns <= stream.last_arrival_ns
+
+
+@pytest.mark.parametrize("flavour", ["async", "sync"])
 def test_stopping_a_grpc_stream_early_leaves_the_client_usable(
     triton_server: ServerHandle, flavour: str
 ) -> None:

@@ -629,6 +629,29 @@ def test_user_mistakes_end_with_one_line_and_no_traceback(
     assert STARTED_SERVER not in output
 
 
+@pytest.mark.parametrize(
+    ("args", "unknown", "meant"),
+    [
+        (("--bursts-x", "2"), "--bursts-x", "--bursts"),
+        (("--max-token", "5"), "--max-token", "--max-tokens"),
+    ],
+    ids=["scenario-flag", "abbreviated-trtclient-flag"],
+)
+def test_an_unknown_flag_gets_the_usage_and_did_you_mean_as_bench_says_it(
+    tmp_path: Path, locusts: list[Locust], args: tuple[str, ...], unknown: str, meant: str
+) -> None:
+    """Not Locust's own wording, and no silent abbreviation: ``--max-token`` is refused, not taken for
+    ``--max-tokens``; the hint is ``trtclient.cli.common.did_you_mean``'s, as in ``trtclient bench``."""
+    code, output = finish(start(locusts, tmp_path, "unknown", "burst.py", "--headless", *args), 60)
+    assert code == exit_codes.USAGE
+    assert "usage: locust -f LOCUSTFILE" in output
+    line = next(x for x in output.splitlines() if "error:" in x)
+    assert line.startswith(f"locust: error: unrecognized arguments: {unknown} (did you mean {meant}")
+    assert line.endswith("?)")
+    assert "Did you mean" not in output and "Traceback" not in output
+    assert STARTED_SERVER not in output
+
+
 def test_a_param_the_model_lacks_is_refused_before_the_test(
     tmp_path: Path, locusts: list[Locust], triton_server: ServerHandle
 ) -> None:

@@ -191,3 +191,53 @@ def test_sharegpt_rejects_files_without_conversations(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(WorkloadError, match="no conversation"):
         ShareGptPrompts(path, 5)
+
+
+def test_sharegpt_notes_say_what_was_skipped_and_why_and_which_lengths(
+    tmp_path: Path, tokenizer: TokenCounter
+) -> None:
+    def turn(who: str, text: str) -> dict[str, str]:
+        return {"from": who, "value": text}
+
+    long_question = " ".join(["scatter"] * 40)
+    data = [
+        {"id": "ok", "conversations": [turn("human", "Why is the sky blue?"), turn("gpt", ANSWER)]},
+        {"id": "no-human", "conversations": [turn("gpt", "hello")]},
+        {"id": "no-human-2", "conversations": [turn("system", "x"), turn("gpt", "y")]},
+        {"id": "empty", "conversations": [turn("human", "  "), turn("gpt", "y")]},
+        {"id": "long", "conversations": [turn("human", long_question), turn("gpt", ANSWER)]},
+        "not a conversation",
+    ]
+    path = tmp_path / "share.json"
+    path.write_text(json.dumps(data))
+    limit = tokenizer.count("Why is the sky blue?")
+    assert tokenizer.count(long_question) > limit
+    workload = ShareGptPrompts(path, 50, tokenizer=tokenizer, max_input_len=limit, max_output_tokens=3)
+    assert {p.id for p in first(workload, 3)} == {"ok"}
+    assert workload.notes == [
+        "share.json: 1 conversations used, 5 skipped: 2 without a human turn followed by a reply, "
+        f"1 not a conversation, 1 prompt longer than the model's max_input_len ({limit} tokens), "
+        "1 with an empty prompt or reply",
+        "share.json: output lengths are each reply's length by the tokenizer, capped at 3 tokens "
+        "(1 replies capped)",
+    ]
+    bare = ShareGptPrompts(path, 50)  # no tokenizer: nothing is too long, lengths are max_tokens
+    assert bare.notes[0].startswith("share.json: 2 conversations used, 4 skipped: 2 without a human turn")
+    assert bare.notes[1] == (
+        "share.json: output lengths are max_tokens 50 for every request (no tokenizer to count the replies)"
+    )
+
+
+def test_jsonl_notes_say_blank_lines_skipped_and_which_lengths(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a", "max_tokens": 3}\n\n{"prompt": "b"}\n   \n')
+    assert JsonlPrompts(path, 7).notes == [
+        "p.jsonl: 2 prompts used, 2 blank lines skipped",
+        "p.jsonl: output lengths are the line's max_tokens for 1 lines, max_tokens 7 for 1",
+    ]
+    path.write_text('{"prompt": "a", "max_tokens": 3}\n')
+    assert JsonlPrompts(path, 7).notes == ["p.jsonl: output lengths are each line's max_tokens"]
+    path.write_text('{"prompt": "a"}\n')
+    assert JsonlPrompts(path, 7).notes == [
+        "p.jsonl: output lengths are max_tokens 7 for every request (no line sets max_tokens)"
+    ]

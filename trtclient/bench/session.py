@@ -202,7 +202,7 @@ async def run_bench(
     extra_config: Mapping[str, Any] | None = None,
 ) -> BenchOutcome:
     """Run ``spec`` against the Triton at ``url``; set ``stop`` to end early with a partial report."""
-    notes: list[str] = []
+    notes: list[str] = list(getattr(spec.workload, "notes", []))  # a dataset's skipped entries, lengths
     run_id = new_run_id()
     timeout = Timeout(read=spec.read_timeout_s)
     client = AsyncTritonClient(

@@ -17,6 +17,7 @@ __all__ = [
     "parse_length",
     "parse_seconds",
     "run_handler",
+    "unrecognized",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -65,6 +66,14 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
+def unrecognized(extras: list[str], choices: list[str]) -> str:
+    """``unrecognized arguments: --rat 5 (did you mean --rate?)``: the hint names the likeliest flag for
+    the first unknown one. The same line for ``trtclient`` commands and the Locust scenarios."""
+    first = next((e for e in extras if e.startswith("-")), extras[0] if extras else "")
+    hint = did_you_mean(first, choices) if first.startswith("-") else ""
+    return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ``argparse`` parser that never takes abbreviations and says "did you mean" for unknown flags.
 
@@ -82,9 +91,7 @@ class CommandParser(argparse.ArgumentParser):
 
     def unknown(self, extras: list[str]) -> None:
         """Exit with this parser's usage and one line naming the first unknown flag (and its likeliest)."""
-        first = next((e for e in extras if e.startswith("-")), extras[0])
-        hint = did_you_mean(first, self.option_strings()) if first.startswith("-") else ""
-        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        self.error(unrecognized(extras, self.option_strings()))
 
 
 def parse_seconds(text: str, flag: str) -> float:

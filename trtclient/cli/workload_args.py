@@ -148,7 +148,7 @@ def build_workload(
                 args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed, shuffle=args.shuffle
             ), False
         return wl.ShareGptPrompts(
-            args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed
+            args.dataset, max_tokens, tokenizer=tokenizer, seed=args.seed, max_input_len=max_input_len
         ), tokenizer is not None
     return wl.FixedPrompt(
         DEFAULT_PROMPT if args.prompt is None else args.prompt, max_tokens, tokenizer

@@ -81,6 +81,7 @@ class LoraMix:
         self._seed = seed
         mix = ", ".join(f"{a.label} ({a.weight:g})" for a in adapters)
         self.description = f"{inner.description}, LoRA adapters {mix}"
+        self.notes: list[str] = list(getattr(inner, "notes", []))
 
     @property
     def needs_binary_inputs(self) -> bool:

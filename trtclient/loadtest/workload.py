@@ -6,6 +6,7 @@ seed, so two runs with the same arguments send the same requests in the same ord
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -228,16 +229,22 @@ class JsonlPrompts:
         seed: int = 0,
         shuffle: bool = False,
     ) -> None:
-        self._items = self._load(Path(path), default_max_tokens, tokenizer)
+        #: What the report says about the file: lines skipped and where the output lengths come from.
+        self.notes: list[str] = []
+        self._items = self._load(Path(path), default_max_tokens, tokenizer, self.notes)
         self._seed = seed
         self._shuffle = shuffle
         self.description = f"{len(self._items)} prompts from {path}" + (" (shuffled)" if shuffle else "")
 
     @staticmethod
-    def _load(path: Path, default_max_tokens: int, tokenizer: TokenCounter | None) -> list[Prompt]:
+    def _load(
+        path: Path, default_max_tokens: int, tokenizer: TokenCounter | None, notes: list[str]
+    ) -> list[Prompt]:
         items: list[Prompt] = []
+        blank = own_length = 0
         for number, line in enumerate(_read_lines(path), start=1):
             if not line.strip():
+                blank += 1
                 continue
             try:
                 obj = json.loads(line)
@@ -251,6 +258,7 @@ class JsonlPrompts:
                 if not isinstance(prefix, str) or not prefix:
                     raise WorkloadError(f"{path}:{number}: prefix must be a non-empty string")
                 text = f"{prefix}\n{text}"
+            own_length += any(k in obj for k in _LENGTH_KEYS)
             length = next((obj[k] for k in _LENGTH_KEYS if k in obj), default_max_tokens)
             if not isinstance(length, int) or isinstance(length, bool) or length < 1:
                 raise WorkloadError(f"{path}:{number}: max_tokens must be a positive integer")
@@ -258,6 +266,9 @@ class JsonlPrompts:
             items.append(Prompt(ident, text, length, tokenizer.count(text) if tokenizer else None))
         if not items:
             raise WorkloadError(f"{path} holds no prompts")
+        if blank:
+            notes.append(f"{path.name}: {len(items)} prompts used, {blank} blank lines skipped")
+        notes.append(f"{path.name}: {_jsonl_lengths(own_length, len(items), default_max_tokens)}")
         return items
 
     def prompts(self) -> Iterator[Prompt]:
@@ -281,8 +292,21 @@ class ShareGptPrompts:
         max_output_tokens: int = 1024,
         seed: int = 0,
         limit: int | None = None,
+        max_input_len: int | None = None,
     ) -> None:
-        self._items = self._load(Path(path), default_max_tokens, tokenizer, max_output_tokens, seed, limit)
+        #: What the report says about the file: conversations skipped (how many, why) and where the
+        #: output lengths come from.
+        self.notes: list[str] = []
+        self._items = self._load(
+            Path(path),
+            default_max_tokens,
+            tokenizer,
+            max_output_tokens,
+            seed,
+            limit,
+            max_input_len,
+            self.notes,
+        )
         self._seed = seed
         self.description = f"{len(self._items)} ShareGPT conversations from {path}"
 
@@ -294,6 +318,8 @@ class ShareGptPrompts:
         cap: int,
         seed: int,
         limit: int | None,
+        max_input_len: int | None,
+        notes: list[str],
     ) -> list[Prompt]:
         try:
             data = json.loads("\n".join(_read_lines(path)))
@@ -304,20 +330,45 @@ class ShareGptPrompts:
         order = list(range(len(data)))
         random.Random(seed).shuffle(order)
         items: list[Prompt] = []
+        skipped: collections.Counter[str] = collections.Counter()
+        capped = 0
         for i in order:
             pair = _first_exchange(data[i])
-            if pair is None:
+            if isinstance(pair, str):
+                skipped[pair] += 1
                 continue
             question, answer = pair
             if tokenizer is not None:
-                length = max(1, min(cap, tokenizer.count(answer)))
                 counted: int | None = tokenizer.count(question)
+                if max_input_len is not None and counted is not None and counted > max_input_len:
+                    skipped[f"prompt longer than the model's max_input_len ({max_input_len} tokens)"] += 1
+                    continue
+                answer_tokens = tokenizer.count(answer)
+                capped += answer_tokens > cap
+                length = max(1, min(cap, answer_tokens))
             else:
                 length, counted = default_max_tokens, None
             ident = data[i].get("id", i) if isinstance(data[i], dict) else i
             items.append(Prompt(str(ident), question, length, counted))
             if limit is not None and len(items) >= limit:
                 break
+        if skipped:
+            why = ", ".join(
+                f"{n} {reason}" for reason, n in sorted(skipped.items(), key=lambda i: (-i[1], i[0]))
+            )
+            notes.append(
+                f"{path.name}: {len(items)} conversations used, {sum(skipped.values())} skipped: {why}"
+            )
+        if tokenizer is not None:
+            notes.append(
+                f"{path.name}: output lengths are each reply's length by the tokenizer, "
+                f"capped at {cap} tokens" + (f" ({capped} replies capped)" if capped else "")
+            )
+        else:
+            notes.append(
+                f"{path.name}: output lengths are max_tokens {default_max_tokens} for every request "
+                "(no tokenizer to count the replies)"
+            )
         if not items:
             raise WorkloadError(f"{path}: no conversation with a human turn followed by a reply")
         return items
@@ -326,12 +377,32 @@ class ShareGptPrompts:
         return _cycle(self._items, self._seed, shuffle=False)
 
 
-def _first_exchange(entry: Any) -> tuple[str, str] | None:
+NO_CONVERSATION = "not a conversation"
+NO_HUMAN_TURN = "without a human turn followed by a reply"
+EMPTY_TURN = "with an empty prompt or reply"
+
+
+def _jsonl_lengths(own: int, total: int, default_max_tokens: int) -> str:
+    if own == total:
+        return "output lengths are each line's max_tokens"
+    if own == 0:
+        return (
+            f"output lengths are max_tokens {default_max_tokens} for every request (no line sets max_tokens)"
+        )
+    return (
+        f"output lengths are the line's max_tokens for {own} lines, "
+        f"max_tokens {default_max_tokens} for {total - own}"
+    )
+
+
+def _first_exchange(entry: Any) -> tuple[str, str] | str:
+    """The first human turn and its reply, or the reason there is none."""
     if not isinstance(entry, dict):
-        return None
+        return NO_CONVERSATION
     turns = entry.get("conversations", entry.get("conversation"))
     if not isinstance(turns, list):
-        return None
+        return NO_CONVERSATION
+    reason = NO_HUMAN_TURN
     for a, b in zip(turns, turns[1:], strict=False):
         if not (isinstance(a, dict) and isinstance(b, dict)):
             continue
@@ -339,7 +410,8 @@ def _first_exchange(entry: Any) -> tuple[str, str] | None:
             question, answer = a.get("value"), b.get("value")
             if isinstance(question, str) and question.strip() and isinstance(answer, str) and answer.strip():
                 return question, answer
-    return None
+            reason = EMPTY_TURN
+    return reason
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -40,6 +40,15 @@ from trtclient.transports.grpc_codec import (
 
 __all__ = ["AsyncGRPCTransport", "GRPCTransport"]
 
+STREAM_INFER = "/inference.GRPCInferenceService/ModelStreamInfer"
+
+
+def _handed_over(payload: bytes, head: StreamHead) -> Iterator[bytes]:
+    """The request's one message for gRPC's writer, stamping ``sent_ns`` as gRPC takes it: gRPC asks
+    for the next message when it is about to write it, and writes the bytes as they are."""
+    head.sent_ns = now_ns()
+    yield payload
+
 
 class _GRPCConfig:
     """Target, credentials, metadata, deadlines and channel: what both gRPC transports share.
@@ -74,6 +83,13 @@ class _GRPCConfig:
         else:
             self.channel = self._channels.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        # ModelStreamInfer taking requests the client has already serialised: gRPC's write then does no
+        # serialising of its own, so the moment the bytes are handed to it (``sent_ns``) is known.
+        self.stream_infer = self.channel.stream_stream(
+            STREAM_INFER,
+            request_serializer=None,
+            response_deserializer=pb.ModelStreamInferResponse.FromString,
+        )
 
     @classmethod
     def for_endpoint(cls: type[_TransportT], endpoint: Endpoint) -> _TransportT:
@@ -174,15 +190,16 @@ class AsyncGRPCTransport(_GRPCConfig):
     async def _start(
         self, model: str, body: dict[str, Any], inputs: ModelInputs, head: StreamHead, state: StreamState
     ) -> _AsyncGRPCSource:
-        request = build_infer_request(model, body, inputs)
+        payload = build_infer_request(model, body, inputs).SerializeToString()
         target = self.target
         head.url = state.url = f"grpc://{target}/{model}"
-        head.sent_ns = now_ns()
 
         async def requests() -> Any:
-            yield request
+            # Runs in grpc.aio's writer task, which passes the message straight to its write.
+            for message in _handed_over(payload, head):
+                yield message
 
-        call = self.stub.ModelStreamInfer(requests(), metadata=self.metadata, timeout=self.timeout.total)
+        call = self.stream_infer(requests(), metadata=self.metadata, timeout=self.timeout.total)
         try:
             await call.initial_metadata()
         except grpc.RpcError as exc:
@@ -368,10 +385,11 @@ class GRPCTransport(_GRPCConfig):
         *,
         wait: bool,
     ) -> _GRPCSource:
-        request = build_infer_request(model, body, inputs)
+        payload = build_infer_request(model, body, inputs).SerializeToString()
         head.url = state.url = f"grpc://{self.target}/{model}"
-        head.sent_ns = now_ns()
-        call = self.stub.ModelStreamInfer(iter([request]), metadata=self.metadata, timeout=self.timeout.total)
+        call = self.stream_infer(
+            _handed_over(payload, head), metadata=self.metadata, timeout=self.timeout.total
+        )
         if wait:  # a stream reports failures to start at open; generate() reads them with the responses
             try:
                 call.initial_metadata()
