@@ -1,8 +1,9 @@
 """Sweeps and capacity searches against the real embedded Triton (``orin-int4``, two batch slots).
 
-Two batch slots and ten output tokens put the server's knee at about 6 requests/s, so a search from
-2 req/s finds it in a handful of short steps (16 measured requests each, constant arrivals), and the
-whole module takes about a minute and a half.
+Two batch slots and ten output tokens cap the server near 5–6 requests/s. The SLO (TTFT p99 within
+120 ms) holds at about 4 requests/s, well below that cap, so the answer R does not sit on the knee,
+where a run's TTFT only reflects how long the queue had to grow; 1.5 R is beyond the cap. A search
+from 2 req/s finds R in a handful of short steps (16 measured requests each, constant arrivals).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from trtclient.server.launcher import EmbeddedTriton, ServerHandle
 
 pytestmark = pytest.mark.integration
 
-SLO_MS = 300.0
+SLO_MS = 120.0
 WORKLOAD = ["--max-tokens", "10", "--arrival", "constant", "--requests", "16", "--warmup", "2"]
 
 
