@@ -707,8 +707,12 @@ def test_shared_prefix_prompts_reuse_the_prefix_blocks(tmp_path: Path, locusts: 
     )
     code, output = finish(process)
     assert code == 0, output[-3000:]
-    got = sorted(read_records(records), key=lambda r: r.index)
-    assert len(got) >= 4 and all(r.status == "ok" for r in got)
+    every = sorted(read_records(records), key=lambda r: r.index)
+    # the one user's request in flight when the time is up is cancelled; every other one is ok
+    assert all(r.status in ("ok", "cancelled") for r in every)
+    assert sum(r.status == "cancelled" for r in every) <= 1
+    got = [r for r in every if r.status == "ok"]
+    assert len(got) >= 4 and len(got) >= len(every) - 1
     assert {r.input_tokens for r in got} == {144}
     groups: dict[str, list[RequestRecord]] = {}
     for r in got:
