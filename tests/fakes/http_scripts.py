@@ -111,7 +111,7 @@ class ScriptServer:
             except OSError:
                 return
             with conn:
-                request = _read_request(conn)
+                request = read_request(conn)
                 if not request:
                     continue
                 self.requests.append(request)
@@ -126,7 +126,8 @@ class ScriptServer:
         assert not self.thread.is_alive()
 
 
-def _read_request(conn: socket.socket) -> bytes:
+def read_request(conn: socket.socket) -> bytes:
+    """One HTTP request (head and Content-Length body); b"" when the client closed the connection."""
     data = b""
     while b"\r\n\r\n" not in data:
         piece = conn.recv(65536)

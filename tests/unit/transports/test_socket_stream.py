@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from http_scripts import read_request
 
 from trtclient import errors
 from trtclient.errors import error_kind
@@ -89,25 +90,6 @@ def serve() -> Iterator[Callable[[Script], ScriptedServer]]:
     yield start
     for server in servers:
         server.close()
-
-
-def read_request(conn: socket.socket) -> bytes:
-    """One HTTP request (head and Content-Length body); b"" when the client closed the connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = conn.recv(65536)
-        if not piece:
-            return b""
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def chunk(data: bytes) -> bytes:
