@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_accuracy",
     "bench_open_loop",
     "locust_capacity",
+    "locust_distributed",
     "soak",
     "memory",
     "workload_cache",
