@@ -37,25 +37,30 @@ if TYPE_CHECKING:
     from trtlocust._options import (
         OPEN_LOOP_USERS,
         add_rate_arguments,
+        add_trace_arguments,
         non_negative_float,
         positive_float,
         positive_int,
         rate_shape,
     )
     from trtlocust._user import TritonUser
+    from trtlocust._workloads import trace_entries
 
 __all__ = [
     "OPEN_LOOP_USERS",
     "TritonUser",
     "add_rate_arguments",
+    "add_trace_arguments",
     "non_negative_float",
     "positive_float",
     "positive_int",
     "rate_shape",
+    "trace_entries",
 ]
 
-_HOMES = {name: "trtlocust._options" for name in __all__ if name != "TritonUser"} | {
-    "TritonUser": "trtlocust._user"
+_HOMES = {name: "trtlocust._options" for name in __all__} | {
+    "TritonUser": "trtlocust._user",
+    "trace_entries": "trtlocust._workloads",
 }
 
 
