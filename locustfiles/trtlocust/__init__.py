@@ -21,6 +21,9 @@ private modules (Locust's ``-f DIR`` skips ``_*.py``, so only the scenarios load
   ``trtclient.loadtest.schedule.arrival_offsets``, and dealt ahead of time to the workers in proportion
   to their users. Users are the ceiling on requests in flight: an arrival that finds every user busy
   waits, and the wait shows as schedule lag and in ``ttft_sched``.
+* ``_workloads``: the prompts (``--shared-prefix``, ``--turns`` conversations, ``--lora`` mixes, a
+  ``--trace``'s lines, from ``trtclient.loadtest``) and the checks of those options; ``_groups``: TTFT and
+  E2E by KV-cache hit or miss, turn and adapter, merged on the master like the token statistics.
 * ``_process``: what one process keeps; ``_lifecycle``: the event hooks that wire it all together,
   including the embedded Triton the master starts when there is no ``--host``.
 
