@@ -27,6 +27,7 @@ from trtlocust import OPEN_LOOP_USERS, TritonUser, add_trace_arguments, trace_en
 
 from trtclient.loadtest.schedule import Replay
 from trtclient.loadtest.trace import trace_shape
+from trtclient.loadtest.workload import WorkloadError
 
 
 @events.init_command_line_parser.add_listener
@@ -41,12 +42,10 @@ class ReplayUser(TritonUser):
 
     @classmethod
     def load_shape(cls, options: argparse.Namespace) -> Replay:
+        if not options.trace:
+            raise WorkloadError("replay.py needs --trace FILE (a JSONL trace)")
         return trace_shape(trace_entries(options.trace), float(options.trace_speed))
 
     @classmethod
     def planned_requests(cls, options: argparse.Namespace) -> int:
         return len(trace_entries(options.trace))
-
-    @classmethod
-    def check_options(cls, options: argparse.Namespace) -> str | None:
-        return None if options.trace else "replay.py needs --trace FILE (a JSONL trace)"

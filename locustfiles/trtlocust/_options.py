@@ -131,12 +131,12 @@ def _lora(text: str) -> list[Adapter]:
     """argparse type: ``ID:WEIGHT,...``, adapters the server already holds, by ``lora_task_id``."""
     try:
         adapters = parse_lora(text)
-    except WorkloadError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except WorkloadError as exc:  # argparse names the flag itself: "argument --lora: ..."
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--lora: ")) from None
     named = [a.label for a in adapters if a.sends_weights]
     if named:
         raise argparse.ArgumentTypeError(
-            f"--lora: {named[0]!r} is a name, and a named adapter is introduced with FP16 lora_weights, "
+            f"{named[0]!r} is a name, and a named adapter is introduced with FP16 lora_weights, "
             "which the scenarios' wire (Triton's HTTP generate endpoint) cannot carry: give the "
             "lora_task_id of an adapter the server holds (e.g. --lora 12:3,40:1), or introduce it first with "
             "trtclient bench --transport grpc --lora NAME"

@@ -245,10 +245,11 @@ NO_LENGTH = '{"timestamp": 5, "output_length": 2}\n'
             ["--trace", "{no_length}"],
             "no_length.jsonl:1: 'input_length' must be an integer, got None",
         ),
-        ("concurrency.py", ["--lora", "7:x"], "--lora: '7:x' is not NAME_OR_ID:WEIGHT"),
-        ("concurrency.py", ["--lora", "support:1"], "--lora: 'support' is a name"),
+        ("concurrency.py", ["--lora", "7:x"], "argument --lora: '7:x' is not NAME_OR_ID:WEIGHT"),
+        ("concurrency.py", ["--lora", "support:1"], "argument --lora: 'support' is a name"),
         ("concurrency.py", ["--shared-prefix", "2:1020"], "over the server's max_input_len 1024"),
         ("rate.py", ["--turns", "2"], "--turns holds one conversation per user, a closed loop"),
+        ("replay.py", [], "replay.py needs --trace FILE (a JSONL trace)"),
     ],
 )
 def test_bad_workload_input_is_one_line(tmp_path: Path, scenario: str, args: list[str], message: str) -> None:
