@@ -259,6 +259,9 @@ CSV_COLUMNS = (
     "output_tokens_source",
     "requested_output_tokens",
     "content_events",
+    "kv_hit_rate",
+    "turn",
+    "adapter",
 )
 
 
@@ -298,6 +301,9 @@ def write_csv(records: Iterable[RequestRecord], path: str | Path) -> None:
                     r.output_tokens_source or "",
                     "" if r.requested_output_tokens is None else r.requested_output_tokens,
                     len(r.event_ns),
+                    _cell(m.kv_hit_rate(r), 1.0),
+                    "" if r.turn is None else r.turn,
+                    r.adapter or "",
                 ]
             )
 
