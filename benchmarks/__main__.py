@@ -22,6 +22,7 @@ BENCHMARKS: tuple[str, ...] = (
     "soak",
     "memory",
     "workload_cache",
+    "trace_replay",
 )
 #: Run only when named: they install packages or need a checkout outside this repository.
 ON_REQUEST: tuple[str, ...] = ("peers",)

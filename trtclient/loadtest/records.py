@@ -61,7 +61,8 @@ class RequestRecord:
     prompt_id: str = ""
     """Which prompt of the workload was used."""
     dispatched_ns: int | None = None
-    """When the runner handed the request to the client (after any concurrency ceiling)."""
+    """When the runner let the request go (after any concurrency ceiling; for a paced request, whose
+    way through the client starts early, when its send gate opened, right before the write)."""
     sent_ns: int | None = None
     """When the client started sending the request (``StreamChunk`` iterator's ``sent_ns``)."""
     headers_ns: int | None = None

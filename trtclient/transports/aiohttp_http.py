@@ -23,13 +23,14 @@ from trtclient.sse import SSEDecoder, SSEEvent
 from trtclient.streaming import StreamHead, StreamState, chunks_from_events
 from trtclient.timing import now_ns
 from trtclient.transports.aiohttp_session import (
+    GatedBody,
     PushHandler,
     SentStamp,
     make_session,
     on_body_sent,
     on_headers_sent,
 )
-from trtclient.transports.base import AsyncChunkSource, Endpoint
+from trtclient.transports.base import AsyncChunkSource, Endpoint, SendGate
 from trtclient.urls import model_path, redact_url, stats_path
 
 __all__ = ["AsyncHTTPTransport", "make_session", "map_error"]
@@ -157,9 +158,11 @@ class AsyncHTTPTransport:
         inputs: ModelInputs | None,
         head: StreamHead,
         state: StreamState,
+        gate: SendGate | None = None,
     ) -> AsyncChunkSource:
         url = head.url = state.url = self.url + model_path(model) + "/generate_stream"
-        data = encode_body(body)
+        encoded = encode_body(body)
+        data: bytes | GatedBody = encoded if gate is None else GatedBody(encoded, gate)
         stamp = SentStamp()
         try:
             response = await self.session.post(url, data=data, headers=JSON_HEADERS, trace_request_ctx=stamp)
