@@ -6,9 +6,9 @@ against the embedded Triton (``instant`` profile: tokens as fast as it can send 
 being read while later requests are due) and against the fast loopback source (``benchmarks.sse_source``,
 no Triton competing for the cores). Printed for each: send lag (``sent_ns`` − intended time, where
 ``sent_ns`` is when the request's bytes were handed to the socket) p50 / p90 / p99 / max, the share sent
-within 1 ms, and where the lag arose: intended → dispatched (the pacer's wake-up and the event loop)
-and dispatched → written (the client's path to the socket). ``dispatched_ns`` moved: before the send
-gate it was when the runner handed the request to the client; with it, when the gate opened.
+within 1 ms, and where the lag arose: intended → handed to the client (the pacer's wake-up and the event
+loop; negative when the request is handed over ahead of its time, as the send gate does) and handed →
+written (the client's path to the socket, including any wait at the gate).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _report(label: str, records: list[RequestRecord]) -> list[Row]:
         f"p99 {p99:.3f} ms, max {worst:.3f} ms; {within:.1%} within 1 ms",
         flush=True,
     )
-    for part, values in (("intended -> dispatched", wake), ("dispatched -> written", write)):
+    for part, values in (("intended -> handed to the client", wake), ("handed -> written", write)):
         a, b, c, d = _ms(values)
         print(f"    {part:<33} p50 {a:.3f}  p90 {b:.3f}  p99 {c:.3f}  max {d:.3f} ms", flush=True)
     late = sorted((lag, r.index) for r in records if (lag := m.schedule_lag_ns(r)) is not None)[-3:]

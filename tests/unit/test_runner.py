@@ -168,14 +168,14 @@ async def test_every_request_is_written_once_whatever_its_end(tmp_path: Path) ->
     path = tmp_path / "r.jsonl"
     stop = asyncio.Event()
 
+    client = FakeClient([("a", {}), HANG])
+
     def progress(c: Counters) -> None:
-        if c.in_flight == 6:
+        if client.active == 6:  # all six sent (past their send gates) and streaming
             stop.set()
 
     with JsonlSink(path) as sink:
-        runner = Runner(
-            FakeClient([("a", {}), HANG]), FixedPrompt("hi", 4), burst(6), sink=sink, on_progress=progress
-        )
+        runner = Runner(client, FixedPrompt("hi", 4), burst(6), sink=sink, on_progress=progress)
         runner.progress_interval_s = 0.001
         result = await runner.run(stop)
     assert result.interrupted
@@ -229,7 +229,9 @@ async def test_paced_requests_wait_at_the_send_gate_and_go_out_at_their_time() -
     assert client.gated == [True] * 4
     for r in result.records:
         assert r.status == "ok" and r.sent_ns is not None and r.dispatched_ns is not None
-        assert r.intended_ns <= r.dispatched_ns <= r.sent_ns  # released at its time, never before
+        assert (
+            r.dispatched_ns <= r.sent_ns and r.intended_ns <= r.sent_ns
+        )  # written at its time, never before
 
 
 async def test_closed_loops_and_ceilings_send_without_a_gate() -> None:

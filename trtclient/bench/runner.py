@@ -357,24 +357,15 @@ class Runner:
         return live
 
     async def _stream(self, live: RecordBuilder, request: GenerateRequest, gate: SendGate | None) -> None:
+        live.dispatched()
+        self.counters.sent += 1
+        self.counters.in_flight += 1
         stream = self.client.generate_stream(request)
-        if gate is None:
-            self._dispatched(live)
-        else:  # dispatched when its time has come, right before the write
-            stream.send_gate = functools.partial(self._open_gate, live, gate)
+        stream.send_gate = gate
         live.opened(stream.head)
         async with stream:
             await stream.consume(live.on_chunk)
             live.succeeded()
-
-    async def _open_gate(self, live: RecordBuilder, gate: SendGate) -> None:
-        await gate()
-        self._dispatched(live)
-
-    def _dispatched(self, live: RecordBuilder) -> None:
-        live.dispatched()
-        self.counters.sent += 1
-        self.counters.in_flight += 1
 
     def _finish(self, live: RecordBuilder) -> None:
         record = live.record
