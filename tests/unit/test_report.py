@@ -119,6 +119,31 @@ def test_csv_rows_carry_the_kv_hit_rate_turn_and_adapter(tmp_path: Path) -> None
     assert (row["kv_hit_rate"], row["turn"], row["adapter"]) == ("0.750", "2", "support")
 
 
+def test_csv_rows_carry_the_conversation_the_adapter_and_the_kv_figures(tmp_path: Path) -> None:
+    kv = {"kv_cache_reused_blocks": 1, "kv_cache_alloc_new_blocks": 3, "kv_cache_alloc_total_blocks": 4}
+    records = [
+        rec(0, sent=0, events=[MS], end=2 * MS, kv_cache=kv, turn=2, session="session3", adapter="chat"),
+        rec(1, sent=0, events=[MS], end=2 * MS),
+    ]
+    path = tmp_path / "r.csv"
+    write_csv(records, path)
+    with path.open() as file:
+        first, plain = list(csv.DictReader(file))
+    assert (first["session"], first["turn"], first["adapter"]) == ("session3", "2", "chat")
+    assert (first["kv_reused_blocks"], first["kv_new_blocks"], first["kv_total_blocks"]) == ("1", "3", "4")
+    assert first["kv_hit_rate"] == "0.250"
+    blanks = (
+        "session",
+        "turn",
+        "adapter",
+        "kv_reused_blocks",
+        "kv_new_blocks",
+        "kv_total_blocks",
+        "kv_hit_rate",
+    )
+    assert all(plain[k] == "" for k in blanks)
+
+
 def test_console_report_reads_at_a_glance() -> None:
     text = format_console(report(notes=["lengths not forced"], warnings=["client busy"]))
     lines = text.splitlines()

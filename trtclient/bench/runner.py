@@ -334,6 +334,7 @@ class Runner:
             requested_output_tokens=prompt.max_tokens,
             forced_output_tokens=self.options.force_output_length,
             turn=prompt.turn,
+            session=prompt.session,
             adapter=prompt.adapter,
         )
         live = RecordBuilder(record, prompt)
