@@ -4,11 +4,12 @@ A Mooncake-format trace (Poisson arrivals, ``TRACE_REPLAY_RATE`` req/s, ``TRACE_
 requests of 64 input and ``TRACE_REPLAY_OUTPUT`` output tokens) is replayed through the load engine
 against the embedded Triton (``instant`` profile: tokens as fast as it can send them, so streams are
 being read while later requests are due) and against the fast loopback source (``benchmarks.sse_source``,
-no Triton competing for the cores). Printed for each: send lag (``sent_ns`` − intended time, where
-``sent_ns`` is when the request's bytes were handed to the socket) p50 / p90 / p99 / max, the share sent
-within 1 ms, and where the lag arose: intended → handed to the client (the pacer's wake-up and the event
-loop; negative when the request is handed over ahead of its time, as the send gate does) and handed →
-written (the client's path to the socket, including any wait at the gate).
+no Triton competing for the cores), ``TRACE_REPLAY_RUNS`` times each. Printed for each: send lag
+(``sent_ns`` − intended time, where ``sent_ns`` is when the request's bytes were handed to the socket)
+p50 / p90 / p99 / max, the share sent within 1 ms, and where the lag arose: intended → handed to the
+client (the pacer's wake-up and the event loop; negative when the request is handed over ahead of its
+time, as the send gate does) and handed → written (the client's path to the socket, including any wait
+at the gate).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ RATE = float(os.environ.get("TRACE_REPLAY_RATE", "50"))
 OUTPUT = int(os.environ.get("TRACE_REPLAY_OUTPUT", "4"))
 #: Which targets to replay against: ``triton``, ``source`` (comma-separated).
 TARGETS = os.environ.get("TRACE_REPLAY_TARGETS", "triton,source").split(",")
+#: Replays per target, one after another against the same server.
+RUNS = int(os.environ.get("TRACE_REPLAY_RUNS", "1"))
 
 
 def _write_trace(path: Path) -> None:
@@ -91,6 +94,10 @@ def _report(label: str, records: list[RequestRecord]) -> list[Row]:
     ]
 
 
+def _label(target: str, run: int) -> str:
+    return target if RUNS == 1 else f"{target}, run {run + 1}"
+
+
 def replay_rows(tokenizer: TokenCounter) -> list[Row]:
     """Replay the trace against each target in ``TARGETS``; print and return the lag figures."""
     rows: list[Row] = []
@@ -103,12 +110,14 @@ def replay_rows(tokenizer: TokenCounter) -> list[Row]:
                 trace.shape(), Stop(requests=REQUESTS), trace, tokenizer=tokenizer, workload_sets_lengths=True
             )
             with EmbeddedTriton(profile="instant") as server:
-                records = asyncio.run(run_bench(spec, server.url, metrics_url=None)).result.records
-            rows += _report("embedded Triton", records)
+                for run in range(RUNS):
+                    records = asyncio.run(run_bench(spec, server.url, metrics_url=None)).result.records
+                    rows += _report(_label("embedded Triton", run), records)
         if "source" in TARGETS:
             with SSESource() as source:
-                records = asyncio.run(_replay_source(source.url, trace))
-            rows += _report("fast source", records)
+                for run in range(RUNS):
+                    records = asyncio.run(_replay_source(source.url, trace))
+                    rows += _report(_label("fast source", run), records)
     return rows
 
 
