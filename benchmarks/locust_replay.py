@@ -49,7 +49,9 @@ def write_trace(path: Path, lines: int, rate: float) -> float:
     rows = []
     for i in range(lines):
         stamp += rng.expovariate(rate) * 1000.0
-        rows.append({"timestamp": round(stamp, 3), "input_length": INPUT_TOKENS, "output_length": 3, "hash_ids": [i]})
+        rows.append(
+            {"timestamp": round(stamp, 3), "input_length": INPUT_TOKENS, "output_length": 3, "hash_ids": [i]}
+        )
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return stamp / 1000.0
 

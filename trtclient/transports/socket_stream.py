@@ -74,6 +74,8 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
+        self.checked = False
+        """The kept connection was checked by :meth:`prepare` and nothing has been sent on it since."""
         self.kernel_stamps = kernel_stamps and rxstamp.keep_enabled()
         self.stamper: rxstamp.StampingSocket | None = None
         fixed = {"User-Agent": USER_AGENT, **JSON_HEADERS, **(headers or {})}
@@ -89,9 +91,20 @@ class Connection:
             with contextlib.suppress(errors.TritonTransportError):
                 self._connect(self.base_url)
 
+    def prepare(self) -> None:
+        """Get the connection ready for a request due soon, so that its send is only the write: replace a
+        kept connection the server has closed while it was idle, open one if there is none (failures are
+        left for the request). The next request then skips that check."""
+        sock = self.sock
+        if sock is not None and _readable(sock):
+            self.close()
+        self.connect()
+        self.checked = self.sock is not None
+
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
         sock, self.sock = self.sock, None
+        self.checked = False
         self.stamper = None
         if sock is not None:
             sock.close()
@@ -182,9 +195,10 @@ class Connection:
 
     def _send(self, url: str, data: bytes, head: StreamHead) -> _BodyReader:
         """Send the request and read the response head. A kept connection the server has closed
-        while it was idle is replaced before sending; once sent, a request is never sent again."""
-        sock = self.sock
-        if sock is not None and _readable(sock):  # idle, yet readable: the server closed it
+        while it was idle is replaced before sending (unless :meth:`prepare` has just checked it); once
+        sent, a request is never sent again."""
+        sock, checked, self.checked = self.sock, self.checked, False
+        if sock is not None and not checked and _readable(sock):  # idle, yet readable: the server closed it
             self.close()
             sock = None
         if sock is None:
