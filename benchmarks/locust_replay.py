@@ -11,24 +11,32 @@ the same cores costs it):
 
 For each: the schedule lag (``sent_ns - intended_ns``, ``sent_ns`` when the request's bytes start going
 out) p50, p99 and max in milliseconds, and the share of requests sent within 1 ms of their time. The bar
-is a trace replay sending each request within a millisecond of its time.
+is a trace replay sending each request within a millisecond of its time. Next to them, what explains a
+tail the client cannot help: the Locust process's CPU time per request, and how long its main thread
+waited for a core (the kernel's run-queue wait, ``/proc/PID/schedstat``) per second of the run, which
+on a shared machine is the usual cause of a late send.
 
 Run: ``python -m benchmarks locust_replay`` (under ``flock /tmp/bench.lock`` on a shared machine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from benchmarks.common import Row, format_table
 from trtclient.loadtest import metrics as m
-from trtclient.loadtest.records import read_records
+from trtclient.loadtest.records import RequestRecord, read_records
 
 __all__ = ["run"]
 
@@ -56,18 +64,36 @@ def write_trace(path: Path, lines: int, rate: float) -> float:
     return stamp / 1000.0
 
 
-def lags_ms(records: Path) -> list[float]:
-    """Schedule lags (ms) of the sent requests in ``records`` (a worker's files too)."""
-    files = [records, *sorted(records.parent.glob(records.name + ".worker*"))]
-    lags: list[float] = []
-    for file in files:
-        if file.exists():
-            lags.extend(lag / 1e6 for r in read_records(file) if (lag := m.schedule_lag_ns(r)) is not None)
-    return lags
+def sent(records: Path) -> list[RequestRecord]:
+    """The requests in ``records`` that were sent."""
+    return [r for r in read_records(records) if r.sent_ns is not None]
 
 
-def locust(scenario: str, records: Path, *args: str, timeout: float) -> None:
-    """One standalone ``locust`` run against the embedded Triton (instant profile), to its end."""
+Sample = tuple[int, float, float]
+"""A reading of the Locust process: when (``time.monotonic_ns()``, the clock of the records' stamps on
+Linux), its CPU seconds so far, its main thread's run-queue wait so far (s)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The Locust process's CPU time and run-queue wait over the stretch in which it sent."""
+
+    cpu_s: float
+    run_queue_s: float
+    wall_s: float
+
+
+def usage_between(samples: list[Sample], start_ns: int, end_ns: int) -> Usage:
+    """CPU and run-queue wait from the last reading before ``start_ns`` to the first after ``end_ns``."""
+    before = [s for s in samples if s[0] <= start_ns] or samples[:1]
+    after = [s for s in samples if s[0] >= end_ns] or samples[-1:]
+    first, last = before[-1], after[0]
+    return Usage(last[1] - first[1], last[2] - first[2], max((last[0] - first[0]) / 1e9, 1e-9))
+
+
+def locust(scenario: str, records: Path, *args: str, timeout: float) -> list[Sample]:
+    """One standalone ``locust`` run against the embedded Triton (instant profile), to its end; its
+    process's readings, every 0.1 s."""
     command = [
         sys.executable,
         "-m",
@@ -82,16 +108,36 @@ def locust(scenario: str, records: Path, *args: str, timeout: float) -> None:
         str(records),
         *args,
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{scenario} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    samples: list[Sample] = []
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        started = time.monotonic()
+        try:
+            while process.poll() is None:
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"{scenario} still running after {timeout:.0f} s")
+                with contextlib.suppress(OSError, psutil.Error, ValueError):
+                    times = psutil.Process(process.pid).cpu_times()
+                    run_queue_ns = int(Path(f"/proc/{process.pid}/schedstat").read_text().split()[1])
+                    samples.append((time.monotonic_ns(), times.user + times.system, run_queue_ns / 1e9))
+                time.sleep(0.1)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{scenario} exited {process.returncode}:\n{log.read()[-3000:]}")
+    return samples
 
 
-def figures(label: str, lags: list[float]) -> list[Row]:
-    """p50 / p99 / max lag and the share within 1 ms, printed and as rows."""
+def figures(label: str, records: list[RequestRecord], samples: list[Sample]) -> list[Row]:
+    """p50 / p99 / max lag, the share within 1 ms, CPU per request and run-queue wait while sending,
+    printed and as rows."""
+    lags = [(r.sent_ns or 0) / 1e6 - r.intended_ns / 1e6 for r in records]
+    usage = usage_between(samples, min(r.intended_ns for r in records), max(r.sent_ns or 0 for r in records))
     summary = m.summarize(lags)
-    if summary is None:
-        raise RuntimeError(f"{label}: no request was sent")
+    assert summary is not None
     within = sum(1 for lag in lags if lag <= WITHIN_MS) / len(lags)
     note = f"{len(lags)} requests at {RATE:g}/s"
     rows = [
@@ -99,10 +145,26 @@ def figures(label: str, lags: list[float]) -> list[Row]:
         Row(NAME, f"{label} lag p99", summary.p99, "ms", note),
         Row(NAME, f"{label} lag max", summary.max, "ms", note),
         Row(NAME, f"{label} within {WITHIN_MS:g} ms", 100.0 * within, "%", note),
+        Row(
+            NAME,
+            f"{label} CPU per request",
+            1e3 * usage.cpu_s / len(lags),
+            "ms",
+            "Locust process, while sending",
+        ),
+        Row(
+            NAME,
+            f"{label} run-queue wait",
+            1e3 * usage.run_queue_s / usage.wall_s,
+            "ms/s",
+            "waiting for a core",
+        ),
     ]
     print(
         f"{label:<8} n={len(lags)}  p50 {summary.p50:.3f} ms  p99 {summary.p99:.3f} ms  "
-        f"max {summary.max:.3f} ms  min {summary.min:.3f} ms  within {WITHIN_MS:g} ms {100 * within:.1f} %",
+        f"max {summary.max:.3f} ms  min {summary.min:.3f} ms  within {WITHIN_MS:g} ms {100 * within:.1f} %  "
+        f"CPU {1e3 * usage.cpu_s / len(lags):.2f} ms/request  "
+        f"run-queue wait {1e3 * usage.run_queue_s / usage.wall_s:.0f} ms/s",
         flush=True,
     )
     return rows
@@ -116,12 +178,14 @@ def run() -> list[Row]:
         trace = folder / "trace.jsonl"
         length_s = write_trace(trace, LINES, RATE)
         replay_records = folder / "replay.jsonl"
-        locust("replay.py", replay_records, "--trace", str(trace), timeout=length_s + SLACK_S)
-        rows += figures("replay", lags_ms(replay_records))
+        samples = locust("replay.py", replay_records, "--trace", str(trace), timeout=length_s + SLACK_S)
+        rows += figures("replay", sent(replay_records), samples)
         rate_records = folder / "rate.jsonl"
         seconds = max(2, round(length_s))
-        locust("rate.py", rate_records, "--rate", f"{RATE:g}", "-t", f"{seconds}s", timeout=seconds + SLACK_S)
-        rows += figures("rate", lags_ms(rate_records))
+        samples = locust(
+            "rate.py", rate_records, "--rate", f"{RATE:g}", "-t", f"{seconds}s", timeout=seconds + SLACK_S
+        )
+        rows += figures("rate", sent(rate_records), samples)
     print(format_table(rows))
     return rows
 
