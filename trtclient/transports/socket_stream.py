@@ -44,7 +44,11 @@ from trtclient.sse import SSEDecoder
 from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
 
-__all__ = ["Connection"]
+__all__ = ["CHECK_FRESH_NS", "Connection"]
+
+#: A request sent this soon after :meth:`Connection.prepare` found the connection open does not check
+#: it again (a Locust user prepares it 2 ms before an arrival's time).
+CHECK_FRESH_NS = 20_000_000
 
 
 class Connection:
@@ -74,8 +78,9 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
-        self.checked = False
-        """The kept connection was checked by :meth:`prepare` and nothing has been sent on it since."""
+        self.checked_ns: int | None = None
+        """When :meth:`prepare` last found the connection open (``now_ns()``); None once a request went."""
+        self.check_fresh_ns = CHECK_FRESH_NS
         self.kernel_stamps = kernel_stamps and rxstamp.keep_enabled()
         self.stamper: rxstamp.StampingSocket | None = None
         fixed = {"User-Agent": USER_AGENT, **JSON_HEADERS, **(headers or {})}
@@ -94,17 +99,17 @@ class Connection:
     def prepare(self) -> None:
         """Get the connection ready for a request due soon, so that its send is only the write: replace a
         kept connection the server has closed while it was idle, open one if there is none (failures are
-        left for the request). The next request then skips that check."""
+        left for the request). A request sent within ``check_fresh_ns`` then skips that check."""
         sock = self.sock
         if sock is not None and _readable(sock):
             self.close()
         self.connect()
-        self.checked = self.sock is not None
+        self.checked_ns = now_ns() if self.sock is not None else None
 
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
         sock, self.sock = self.sock, None
-        self.checked = False
+        self.checked_ns = None
         self.stamper = None
         if sock is not None:
             sock.close()
@@ -197,8 +202,9 @@ class Connection:
         """Send the request and read the response head. A kept connection the server has closed
         while it was idle is replaced before sending (unless :meth:`prepare` has just checked it); once
         sent, a request is never sent again."""
-        sock, checked, self.checked = self.sock, self.checked, False
-        if sock is not None and not checked and _readable(sock):  # idle, yet readable: the server closed it
+        sock, checked_ns, self.checked_ns = self.sock, self.checked_ns, None
+        fresh = checked_ns is not None and now_ns() - checked_ns <= self.check_fresh_ns
+        if sock is not None and not fresh and _readable(sock):  # idle, yet readable: the server closed it
             self.close()
             sock = None
         if sock is None:

@@ -520,6 +520,7 @@ def test_prepare_opens_a_connection_and_the_send_after_it_skips_the_idle_check(
 
     monkeypatch.setattr(sc, "_readable", counting)
     connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    connection.check_fresh_ns = round(PATIENCE_S * 1e9)  # a slow test machine keeps the check fresh
     try:
         connection.prepare()  # none yet: opened, nothing to check
         assert connection.sock is not None and checks == []
@@ -531,6 +532,10 @@ def test_prepare_opens_a_connection_and_the_send_after_it_skips_the_idle_check(
         assert len(checks) == 1  # checked by prepare: not again
         connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
         assert len(checks) == 2  # without prepare: checked before the send, as always
+        connection.prepare()
+        connection.check_fresh_ns = -1  # a check too long ago: made again before the send
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert len(checks) == 4
     finally:
         connection.close()
     assert server.accepted == 1
@@ -541,6 +546,6 @@ def test_prepare_leaves_a_connect_failure_for_the_request() -> None:
         port = listener.getsockname()[1]
     connection = sc.Connection(f"http://127.0.0.1:{port}", Timeout(connect=2.0, read=PATIENCE_S))
     connection.prepare()
-    assert connection.sock is None and not connection.checked
+    assert connection.sock is None and connection.checked_ns is None
     with pytest.raises(errors.TritonConnectionError):
         connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
