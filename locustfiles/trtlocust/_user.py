@@ -21,7 +21,7 @@ from trtclient.timing import from_epoch_ns, now_ns
 from trtclient.transports.socket_stream import Connection
 from trtlocust._arrivals import NO_MORE_ARRIVALS
 from trtlocust._options import headers_of, verify_of
-from trtlocust._pacing import sleep_until_near, yield_until
+from trtlocust._pacing import nap_until_close, sleep_until_near, yield_until
 from trtlocust._process import PROCESS
 from trtlocust._requests import Session, send_one
 
@@ -104,7 +104,8 @@ class TritonUser(User):
         intended = from_epoch_ns(due)
         session = state.session(self.environment)
         # Everything but the write is done before the arrival's time: the prompt and its body, then
-        # (once woken shortly before the time) the connection; the last stretch is yielded away.
+        # (once woken 2 ms before the time) the connection; an OS thread naps until 0.5 ms before it,
+        # and the last stretch is yielded away (_pacing).
         prompt = session.workload.next_prompt(number)
         body: bytes | None = None
         with contextlib.suppress(Exception):  # send_one builds it again and records what failed
@@ -112,6 +113,7 @@ class TritonUser(User):
         try:
             sleep_until_near(intended)
             self.connection.prepare()
+            nap_until_close(intended)
             yield_until(intended)
         except gevent.GreenletExit:
             state.measured.unsent += 1  # the test ended before this arrival was due
