@@ -16,7 +16,10 @@ tail the client cannot help: the Locust process's CPU time per request, and how 
 waited for a core (the kernel's run-queue wait, ``/proc/PID/schedstat``) per second of the run, which
 on a shared machine is the usual cause of a late send.
 
-Run: ``python -m benchmarks locust_replay`` (under ``flock /tmp/bench.lock`` on a shared machine).
+Run: ``python -m benchmarks locust_replay`` (under ``flock /tmp/bench.lock`` on a shared machine). Knobs:
+``LOCUST_REPLAY_LINES``, ``LOCUST_REPLAY_RATE``, ``LOCUST_REPLAY_INPUT``, and ``LOCUST_REPLAY_PROCESSES``
+(default 0: one standalone process; N: a master dealing the arrivals to N worker processes, whose CPU
+and run-queue wait are added up).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LINES = int(os.environ.get("LOCUST_REPLAY_LINES", "200"))
 RATE = float(os.environ.get("LOCUST_REPLAY_RATE", "50"))
 INPUT_TOKENS = int(os.environ.get("LOCUST_REPLAY_INPUT", "90"))
+PROCESSES = int(os.environ.get("LOCUST_REPLAY_PROCESSES", "0"))
 WITHIN_MS = 1.0
 #: Seconds a run may take beyond the trace's length (startup of the embedded server, shutdown).
 SLACK_S = 120.0
@@ -65,8 +69,9 @@ def write_trace(path: Path, lines: int, rate: float) -> float:
 
 
 def sent(records: Path) -> list[RequestRecord]:
-    """The requests in ``records`` that were sent."""
-    return [r for r in read_records(records) if r.sent_ns is not None]
+    """The requests in ``records`` (and in its workers' files) that were sent."""
+    files = [f for f in (records, *sorted(records.parent.glob(records.name + ".worker*"))) if f.exists()]
+    return [r for f in files for r in read_records(f) if r.sent_ns is not None]
 
 
 Sample = tuple[int, float, float]
@@ -106,6 +111,7 @@ def locust(scenario: str, records: Path, *args: str, timeout: float) -> list[Sam
         "instant",
         "--records",
         str(records),
+        *(["--processes", str(PROCESSES)] if PROCESSES else []),
         *args,
     ]
     samples: list[Sample] = []
@@ -117,9 +123,7 @@ def locust(scenario: str, records: Path, *args: str, timeout: float) -> list[Sam
                 if time.monotonic() - started > timeout:
                     raise RuntimeError(f"{scenario} still running after {timeout:.0f} s")
                 with contextlib.suppress(OSError, psutil.Error, ValueError):
-                    times = psutil.Process(process.pid).cpu_times()
-                    run_queue_ns = int(Path(f"/proc/{process.pid}/schedstat").read_text().split()[1])
-                    samples.append((time.monotonic_ns(), times.user + times.system, run_queue_ns / 1e9))
+                    samples.append(_reading(process.pid))
                 time.sleep(0.1)
         finally:
             if process.poll() is None:
@@ -129,6 +133,19 @@ def locust(scenario: str, records: Path, *args: str, timeout: float) -> list[Sam
             log.seek(0)
             raise RuntimeError(f"{scenario} exited {process.returncode}:\n{log.read()[-3000:]}")
     return samples
+
+
+def _reading(pid: int) -> Sample:
+    """CPU and run-queue wait of the Locust process and its worker processes (not the server's)."""
+    main = psutil.Process(pid)
+    command = main.cmdline()
+    processes = [main, *(c for c in main.children() if c.cmdline() == command)]  # forked workers
+    cpu, run_queue_ns = 0.0, 0
+    for p in processes:
+        times = p.cpu_times()
+        cpu += times.user + times.system
+        run_queue_ns += int(Path(f"/proc/{p.pid}/schedstat").read_text().split()[1])
+    return (time.monotonic_ns(), cpu, run_queue_ns / 1e9)
 
 
 def figures(label: str, records: list[RequestRecord], samples: list[Sample]) -> list[Row]:
