@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_open_loop",
     "locust_capacity",
     "locust_distributed",
+    "locust_replay",
     "soak",
     "memory",
     "workload_cache",

@@ -20,7 +20,9 @@ private modules (Locust's ``-f DIR`` skips ``_*.py``, so only the scenarios load
 * ``_arrivals``: bursts, rates and ramps are planned once, on the master or the standalone runner, with
   ``trtclient.loadtest.schedule.arrival_offsets``, and dealt ahead of time to the workers in proportion
   to their users. Users are the ceiling on requests in flight: an arrival that finds every user busy
-  waits, and the wait shows as schedule lag and in ``ttft_sched``.
+  waits, and the wait shows as schedule lag and in ``ttft_sched``. ``_pacing``: a user builds its
+  request when it takes an arrival, sleeps until shortly before the time, gets its connection ready,
+  then yields to the other greenlets until the time, so the send is the write alone, microseconds late.
 * ``_workloads``: the prompts (``--shared-prefix``, ``--turns`` conversations, ``--lora`` mixes, a
   ``--trace``'s lines, from ``trtclient.loadtest``) and the checks of those options; ``_groups``: TTFT and
   E2E by KV-cache hit or miss, turn and adapter, merged on the master like the token statistics.

@@ -117,9 +117,12 @@ def send_one(
     index: int,
     intended_ns: int,
     prompt: Prompt,
+    *,
+    body: bytes | None = None,
 ) -> RecordBuilder:
-    """Send one streamed request of ``prompt`` and hand it to ``accountant`` (statistics, records, Locust
-    events); the builder keeps the answer's text (for the next turn of a conversation)."""
+    """Send one streamed request of ``prompt`` (``body``: its encoded body, built ahead; default: built
+    now) and hand it to ``accountant`` (statistics, records, Locust events); the builder keeps the
+    answer's text (for the next turn of a conversation)."""
     record = RequestRecord(
         index=index,
         intended_ns=intended_ns,
@@ -133,7 +136,8 @@ def send_one(
     accountant.started()
     try:
         live.dispatched()
-        body = session.body(prompt)
+        if body is None:
+            body = session.body(prompt)
         record.forced_output_tokens = session.request_options.force_output_length
         exchange(connection, session.path, body, session.text_mode, live)
     except Exception as exc:

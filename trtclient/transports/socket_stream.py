@@ -44,7 +44,11 @@ from trtclient.sse import SSEDecoder
 from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
 
-__all__ = ["Connection"]
+__all__ = ["CHECK_FRESH_NS", "Connection"]
+
+#: A request sent this soon after :meth:`Connection.prepare` found the connection open does not check
+#: it again (a Locust user prepares it 2 ms before an arrival's time).
+CHECK_FRESH_NS = 20_000_000
 
 
 class Connection:
@@ -74,6 +78,9 @@ class Connection:
         self.host_header = f"{netloc}:{self.port}"
         self.family = _address_family(self.host)
         self.sock: socket.socket | None = None
+        self.checked_ns: int | None = None
+        """When :meth:`prepare` last found the connection open (``now_ns()``); None once a request went."""
+        self.check_fresh_ns = CHECK_FRESH_NS
         self.kernel_stamps = kernel_stamps and rxstamp.keep_enabled()
         self.stamper: rxstamp.StampingSocket | None = None
         fixed = {"User-Agent": USER_AGENT, **JSON_HEADERS, **(headers or {})}
@@ -89,9 +96,20 @@ class Connection:
             with contextlib.suppress(errors.TritonTransportError):
                 self._connect(self.base_url)
 
+    def prepare(self) -> None:
+        """Get the connection ready for a request due soon, so that its send is only the write: replace a
+        kept connection the server has closed while it was idle, open one if there is none (failures are
+        left for the request). A request sent within ``check_fresh_ns`` then skips that check."""
+        sock = self.sock
+        if sock is not None and _readable(sock):
+            self.close()
+        self.connect()
+        self.checked_ns = now_ns() if self.sock is not None else None
+
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
         sock, self.sock = self.sock, None
+        self.checked_ns = None
         self.stamper = None
         if sock is not None:
             sock.close()
@@ -182,9 +200,11 @@ class Connection:
 
     def _send(self, url: str, data: bytes, head: StreamHead) -> _BodyReader:
         """Send the request and read the response head. A kept connection the server has closed
-        while it was idle is replaced before sending; once sent, a request is never sent again."""
-        sock = self.sock
-        if sock is not None and _readable(sock):  # idle, yet readable: the server closed it
+        while it was idle is replaced before sending (unless :meth:`prepare` has just checked it); once
+        sent, a request is never sent again."""
+        sock, checked_ns, self.checked_ns = self.sock, self.checked_ns, None
+        fresh = checked_ns is not None and now_ns() - checked_ns <= self.check_fresh_ns
+        if sock is not None and not fresh and _readable(sock):  # idle, yet readable: the server closed it
             self.close()
             sock = None
         if sock is None:

@@ -465,3 +465,87 @@ def test_an_idle_connection_is_checked_whatever_its_descriptor_number() -> None:
         a.close()
         b.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_prepare_replaces_a_kept_connection_the_server_closed_before_the_request_is_due(
+    serve: Callable[[Script], ScriptedServer],
+) -> None:
+    """A Locust user gets its connection ready shortly before an arrival's time, so the send is only the
+    write: a connection the server closed while idle is replaced then, and the request goes on the new one."""
+    closed, second = threading.Event(), threading.Event()
+    requests: list[int] = []
+
+    def script(conn: socket.socket, number: int) -> None:
+        if number == 2:
+            second.set()
+        read_request(conn)
+        requests.append(number)
+        conn.sendall(SSE_HEAD + chunk(event("x")) + END)
+        if number == 1:
+            conn.close()
+            closed.set()
+        else:
+            while read_request(conn):
+                conn.sendall(SSE_HEAD + chunk(event("y")) + END)
+
+    server = serve(script)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    try:
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert closed.wait(PATIENCE_S)
+        connection.prepare()
+        assert second.wait(PATIENCE_S)  # the new connection is open before the request
+        got: list[StreamChunk] = []
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), got.append)
+        assert [c.text for c in got] == ["x"] and requests == [1, 2]
+    finally:
+        connection.close()
+    assert server.accepted == 2
+
+
+def test_prepare_opens_a_connection_and_the_send_after_it_skips_the_idle_check(
+    serve: Callable[[Script], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        while read_request(conn):
+            conn.sendall(SSE_HEAD + chunk(event("x")) + END)
+
+    server = serve(script)
+    checks: list[socket.socket] = []
+    readable = sc._readable
+
+    def counting(sock: socket.socket) -> bool:
+        checks.append(sock)
+        return readable(sock)
+
+    monkeypatch.setattr(sc, "_readable", counting)
+    connection = sc.Connection(server.url, Timeout(connect=2.0, read=PATIENCE_S))
+    connection.check_fresh_ns = round(PATIENCE_S * 1e9)  # a slow test machine keeps the check fresh
+    try:
+        connection.prepare()  # none yet: opened, nothing to check
+        assert connection.sock is not None and checks == []
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert checks == []  # just opened: the send is the write only
+        connection.prepare()
+        assert len(checks) == 1
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert len(checks) == 1  # checked by prepare: not again
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert len(checks) == 2  # without prepare: checked before the send, as always
+        connection.prepare()
+        connection.check_fresh_ns = -1  # a check too long ago: made again before the send
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
+        assert len(checks) == 4
+    finally:
+        connection.close()
+    assert server.accepted == 1
+
+
+def test_prepare_leaves_a_connect_failure_for_the_request() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    connection = sc.Connection(f"http://127.0.0.1:{port}", Timeout(connect=2.0, read=PATIENCE_S))
+    connection.prepare()
+    assert connection.sock is None and connection.checked_ns is None
+    with pytest.raises(errors.TritonConnectionError):
+        connection.stream(PATH, BODY, StreamHead(), StreamState(), lambda c: None)
