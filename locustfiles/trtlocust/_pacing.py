@@ -7,7 +7,9 @@ its arrival (the user then gets its connection ready); :func:`nap_until_close` l
 until :data:`SPIN_NS` before it (the kernel's timers are precise to tens of microseconds, and a sleeping
 thread costs no CPU); :func:`yield_until` yields to the other greenlets in a loop until the time. Other
 users' reads and sends go on all along, and the send follows the time by one turn of the loop,
-microseconds. Imports gevent but not locust (tests load it without monkey-patching).
+microseconds. The loops together take at most :data:`SPIN_SHARE` of the process's time
+(:class:`SpinBudget`); at arrival rates beyond that, sends fall back to gevent's timer. Imports gevent
+but not locust (tests load it without monkey-patching).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from gevent.monkey import get_original
 
 from trtclient.timing import now_ns
 
-__all__ = ["EARLY_NS", "SPIN_NS", "nap_until_close", "sleep_until_near", "yield_until"]
+__all__ = [
+    "EARLY_NS",
+    "SPIN_NS",
+    "SPIN_SHARE",
+    "SpinBudget",
+    "nap_until_close",
+    "sleep_until_near",
+    "yield_until",
+]
 
 #: How long before an arrival its user stops sleeping on gevent's timer. gevent's sleeps come back
 #: within it nearly always, even on a busy machine.
@@ -49,9 +59,46 @@ def nap_until_close(due_ns: int) -> None:
         _pool().apply(_nap, (due_ns - SPIN_NS,))
 
 
-def yield_until(due_ns: int) -> None:
+#: The most of a process's time the yield loops may take together: at high arrival rates the loops
+#: would otherwise eat the CPU that reading the streams needs. Past it, a user sleeps on gevent's
+#: timer instead (late by up to a millisecond or so).
+SPIN_SHARE = 0.25
+#: The most spin time saved up while arrivals are sparse.
+SPIN_CREDIT_CAP_NS = 20_000_000
+
+
+class SpinBudget:
+    """Spin time earned at :data:`SPIN_SHARE` of the time passing, spent by :func:`yield_until`."""
+
+    def __init__(self, share: float = SPIN_SHARE, cap_ns: int = SPIN_CREDIT_CAP_NS) -> None:
+        self.share, self.cap_ns = share, cap_ns
+        self.credit_ns = cap_ns
+        self.at_ns = now_ns()
+
+    def take(self, wanted_ns: int) -> bool:
+        """Spend ``wanted_ns`` of spin time if it is there (True); else spend nothing (False)."""
+        now = now_ns()
+        self.credit_ns = min(self.cap_ns, self.credit_ns + int((now - self.at_ns) * self.share))
+        self.at_ns = now
+        if wanted_ns > self.credit_ns:
+            return False
+        self.credit_ns -= wanted_ns
+        return True
+
+
+_budget = SpinBudget()
+
+
+def yield_until(due_ns: int, budget: SpinBudget | None = None) -> None:
     """Let every other greenlet run, again and again, until ``due_ns`` (a ``now_ns()`` reading); at once
-    if that is past."""
+    if that is past. When the process's spin budget is spent, sleep on gevent's timer instead."""
+    left = due_ns - now_ns()
+    if left <= 0:
+        return
+    if not (budget or _budget).take(left):
+        while (left := due_ns - now_ns()) > 0:
+            gevent.sleep(left / 1e9)
+        return
     while now_ns() < due_ns:
         gevent.sleep(0)
 

@@ -5,7 +5,7 @@ thread naps, and in the final loop."""
 from __future__ import annotations
 
 import gevent
-from trtlocust._pacing import EARLY_NS, SPIN_NS, nap_until_close, sleep_until_near, yield_until
+from trtlocust._pacing import EARLY_NS, SPIN_NS, SpinBudget, nap_until_close, sleep_until_near, yield_until
 
 from trtclient.timing import now_ns
 
@@ -63,3 +63,18 @@ def test_a_time_already_past_costs_no_switch() -> None:
         assert runs == []
     finally:
         other.kill()
+
+
+def test_the_spin_budget_spends_what_it_has_and_refuses_more() -> None:
+    budget = SpinBudget(share=0.25, cap_ns=1_000_000)
+    assert budget.take(800_000)
+    # about 200 us left (plus a quarter of the microseconds since): 800 us more is refused, nothing spent
+    assert not budget.take(800_000)
+    assert budget.take(150_000)
+
+
+def test_with_the_budget_spent_the_wait_sleeps_and_is_still_never_early() -> None:
+    budget = SpinBudget(share=0.0, cap_ns=0)
+    due = now_ns() + 2_000_000
+    yield_until(due, budget)
+    assert now_ns() >= due
