@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from trtclient.timing import now_ns
 
 __all__ = [
+    "ANCILLARY_SPACE",
     "BodyClock",
     "ByteCounter",
     "RxClock",
@@ -55,6 +56,8 @@ __all__ = [
 _SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+#: The ``recvmsg`` ancillary buffer size that holds one receive timestamp (0 where there is none).
+ANCILLARY_SPACE = _ANCILLARY_SPACE
 
 
 def kernel_stamps_supported() -> bool:

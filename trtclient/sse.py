@@ -103,6 +103,18 @@ class SSEDecoder:
         self._buf = rest
         return events
 
+    def single(self, chunk: bytes) -> bytes | None:
+        """The data of ``chunk`` when it is exactly one Triton-shaped event (``data: <line>\\n\\n``)
+        and nothing is buffered: the decoder is then as if ``chunk`` had been fed. None otherwise,
+        with nothing changed (feed the chunk instead)."""
+        if self._buf or self._cr_mode or not self._started:
+            return None
+        end = chunk.find(b"\n")
+        if end == len(chunk) - 2 and end > 6 and chunk[end + 1] == 10 and chunk[:6] == b"data: ":
+            if b"\r" not in chunk:
+                return chunk[6:end]
+        return None
+
     def finish(self) -> bytes:
         """End of stream: return the bytes of an unterminated event (``b""`` when there is none).
 
