@@ -109,10 +109,9 @@ class SSEDecoder:
         with nothing changed (feed the chunk instead)."""
         if self._buf or self._cr_mode or not self._started:
             return None
-        end = chunk.find(b"\n")
-        if end == len(chunk) - 2 and end > 6 and chunk[end + 1] == 10 and chunk[:6] == b"data: ":
-            if b"\r" not in chunk:
-                return chunk[6:end]
+        end = len(chunk) - 2
+        if chunk[:6] == b"data: " and chunk.find(b"\n") == end > 6 and chunk[-1] == 10 and b"\r" not in chunk:
+            return chunk[6:end]
         return None
 
     def finish(self) -> bytes:

@@ -16,7 +16,6 @@ one unmeasured request first when the model's statistics say it has never run.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Rate

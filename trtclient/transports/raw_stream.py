@@ -69,7 +69,9 @@ class RawStreamPool:
         """True for a plain-HTTP server on an event loop that can watch sockets (not Windows')."""
         return urlsplit(endpoint.url).scheme == "http" and sys.platform != "win32"
 
-    async def open_stream(self, url: str, path: str, body: bytes, head: StreamHead, state: StreamState) -> RawSource:
+    async def open_stream(
+        self, url: str, path: str, body: bytes, head: StreamHead, state: StreamState
+    ) -> RawSource:
         """POST ``body`` to ``path``, fill ``head`` up to the response's head, return the body's source.
         An error status raises (after the head is filled), as do connection failures."""
         request = (
@@ -298,7 +300,9 @@ class RawSource:
         ancillary: list[tuple[int, int, bytes]] = []
         try:
             if self.kernel:
-                data, ancillary, _flags, _address = self.sock.recvmsg(READ_CHUNK_SIZE, rxstamp.ANCILLARY_SPACE)
+                data, ancillary, _flags, _address = self.sock.recvmsg(
+                    READ_CHUNK_SIZE, rxstamp.ANCILLARY_SPACE
+                )
             else:
                 data = self.sock.recv(READ_CHUNK_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -386,9 +390,7 @@ class RawSource:
             return
         shown = redact_url(self.url)
         when = "before the end of the response" if framer is not None else "before answering"
-        self._fail(
-            errors.TritonDisconnectedError(f"connection to {shown} dropped: closed {when}", url=shown)
-        )
+        self._fail(errors.TritonDisconnectedError(f"connection to {shown} dropped: closed {when}", url=shown))
 
     def _end(self) -> None:
         """The body ended normally: check its end, give the connection back."""
