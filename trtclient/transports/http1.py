@@ -100,16 +100,27 @@ class BodyFramer:
         """The body bytes in ``data`` (and any part kept from before), in order."""
         state = self.state
         if state == _SIZE and not self.buffer:
-            # The common shape of a streamed body: one whole chunk per read.
-            line_end = data.find(b"\r\n")
-            if 0 < line_end <= 8:
+            # The common shape of a streamed body: whole chunks (one per read, or a few when the
+            # reader fell behind), each taken in a few slices.
+            pieces: list[bytes] = []
+            pos, size = 0, len(data)
+            while True:
+                line_end = data.find(b"\r\n", pos)
+                if not 0 < line_end - pos <= 8:
+                    break
                 try:
-                    size = int(data[:line_end], 16)
+                    chunk = int(data[pos:line_end], 16)
                 except ValueError:
-                    size = 0
-                end = line_end + 2 + size
-                if size and len(data) == end + 2 and data[end:] == b"\r\n":
-                    return [data[line_end + 2 : end]]
+                    break
+                end = line_end + 2 + chunk
+                if chunk <= 0 or end + 2 > size or data[end : end + 2] != b"\r\n":
+                    break
+                pieces.append(data[line_end + 2 : end])
+                pos = end + 2
+                if pos == size:
+                    return pieces
+            if pos:
+                return pieces + self._chunked(data[pos:])
         if state == _UNTIL_CLOSE:
             return [data] if data else []
         if state == _LENGTH:
