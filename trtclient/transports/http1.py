@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_HEAD", "BodyFramer", "HTTPParseError", "ResponseHead", "parse_head"]
+__all__ = ["DONE", "MAX_HEAD", "BodyFramer", "HTTPParseError", "ResponseHead", "parse_head"]
 
 #: Longest response head accepted (status line and headers).
 MAX_HEAD = 65536
 
 _SIZE, _DATA, _CRLF, _TRAILER, _LENGTH, _UNTIL_CLOSE, _DONE = range(7)
+#: :attr:`BodyFramer.state` once the body has ended (what :attr:`BodyFramer.done` tests).
+DONE = _DONE
 
 
 class HTTPParseError(ValueError):

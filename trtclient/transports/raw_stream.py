@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -33,11 +34,24 @@ from trtclient.sse import SSEDecoder
 from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
 from trtclient.transports.base import Endpoint
-from trtclient.transports.http1 import BodyFramer, HTTPParseError, parse_head
+from trtclient.transports.http1 import DONE, BodyFramer, HTTPParseError, parse_head
 from trtclient.transports.watchdog import ReadWatchdog
 from trtclient.urls import redact_url
 
 __all__ = ["RawSource", "RawStreamPool"]
+
+_TIMESPEC = struct.Struct("@qq")
+
+
+def _kernel_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The kernel arrival in ``recvmsg``'s ancillary data (:func:`trtclient.rxstamp.kernel_ns_of`),
+    with the one message these sockets ask for read first."""
+    level, kind, payload = ancillary[0]
+    if len(ancillary) == 1 and level == socket.SOL_SOCKET and len(payload) >= 16:
+        seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+        if kind == rxstamp.SO_TIMESTAMPNS:
+            return int(seconds * 1_000_000_000 + nanoseconds)
+    return rxstamp.kernel_ns_of(ancillary)
 
 
 class RawStreamPool:
@@ -316,7 +330,7 @@ class RawSource:
             return
         arrival = read_ns
         if self.kernel:
-            kernel_ns = rxstamp.kernel_ns_of(ancillary) if ancillary else 0
+            kernel_ns = _kernel_ns(ancillary) if ancillary else 0
             if kernel_ns:  # rxstamp.local_stamp, inline
                 arrival = max(self.floor_ns, read_ns - max(0, time.time_ns() - kernel_ns))
             elif self.stamped:
@@ -379,7 +393,7 @@ class RawSource:
         else:
             for piece in pieces:
                 self.payload += piece
-        if framer.done:
+        if framer.state == DONE:
             self._end()
 
     def _on_eof(self) -> None:
