@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DONE", "MAX_HEAD", "BodyFramer", "HTTPParseError", "ResponseHead", "parse_head"]
+__all__ = ["CHUNK_START", "DONE", "MAX_HEAD", "BodyFramer", "HTTPParseError", "ResponseHead", "parse_head"]
 
 #: Longest response head accepted (status line and headers).
 MAX_HEAD = 65536
@@ -17,6 +17,8 @@ MAX_HEAD = 65536
 _SIZE, _DATA, _CRLF, _TRAILER, _LENGTH, _UNTIL_CLOSE, _DONE = range(7)
 #: :attr:`BodyFramer.state` once the body has ended (what :attr:`BodyFramer.done` tests).
 DONE = _DONE
+#: :attr:`BodyFramer.state` of a chunked body between two chunks (a size line comes next).
+CHUNK_START = _SIZE
 
 
 class HTTPParseError(ValueError):

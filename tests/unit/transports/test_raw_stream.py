@@ -231,3 +231,63 @@ async def test_a_pool_that_cannot_connect_says_so() -> None:
     with pytest.raises(errors.TritonConnectionError):
         await _stream(pool, url)
     assert pool.slots._value == 1  # the slot was given back
+
+
+async def test_one_event_per_read_and_odd_events_between_give_the_events_in_order() -> None:
+    """Each chunk is written once the previous one was handed on, so every read holds one chunk:
+    plain Triton events (the shortcut), and between them events the shortcut must leave to the
+    decoder (two data lines, a comment, CRLF line ends, an event split over two chunks)."""
+    chunks = [
+        b'data: {"text_output":"a"}\n\n',
+        b'data: {"text_output":"b"}\n\n',
+        b'data: {"text_output":\ndata: "c"}\n\n',
+        b'data: {"text_output":"d"}\n\n',
+        b': a comment\n\ndata: {"text_output":"e"}\n\n',
+        b'data: {"text_output":"f"}\n\n',
+        b'data: {"text_out',
+        b'put":"g"}\n\n',
+        b'data: {"text_output":"h"}\n\n',
+        b'data: {"text_output":"i"}\r\n\r\n',
+        b'data: {"text_output":"j"}\n\n',
+    ]
+    handed_on = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(HEAD)
+        for data in chunks:
+            await writer.drain()
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if data.endswith(b"\n\n"):
+                await handed_on.wait()
+                handed_on.clear()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    pool = RawStreamPool(
+        Endpoint(url, Timeout(connect=5, read=5, total=None), {}, True, None),
+        connections=1,
+        kernel_stamps=False,
+        watchdog=None,
+    )
+    texts: list[str] = []
+
+    def take(chunk: object) -> None:
+        texts.append(chunk.text)  # type: ignore[attr-defined]
+        handed_on.set()
+
+    try:
+        head, state = StreamHead(), StreamState()
+        path = "/v2/models/m/generate_stream"
+        source = await pool.open_stream(url + path, path, b"{}", head, state)
+        await source.consume(take)
+        source.close()
+    finally:
+        await pool.aclose()
+        listener.close()
+        await listener.wait_closed()
+    assert texts == list("abcdefghij")
