@@ -18,9 +18,11 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_accuracy",
     "bench_open_loop",
     "locust_capacity",
+    "locust_distributed",
     "soak",
     "memory",
     "workload_cache",
+    "trace_replay",
 )
 #: Run only when named: they install packages or need a checkout outside this repository.
 ON_REQUEST: tuple[str, ...] = ("peers",)

@@ -422,14 +422,24 @@ def _ticker(delay_s: float) -> _Ticker:
     return ticker
 
 
-async def start_server(config: SourceConfig, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Start the source in the running event loop (for use inside a process of its own)."""
+async def start_server(
+    config: SourceConfig, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+) -> asyncio.Server:
+    """Start the source in the running event loop (for use inside a process of its own). With
+    ``reuse_port``, several processes listen on one port and the kernel shares connections out."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Connection(config), host, port, backlog=4096, reuse_address=True)
+    return await loop.create_server(
+        lambda: _Connection(config),
+        host,
+        port,
+        backlog=4096,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
+    )
 
 
-async def _serve(config: SourceConfig, host: str, port: int) -> None:
-    server = await start_server(config, host, port)
+async def _serve(config: SourceConfig, host: str, port: int, reuse_port: bool = False) -> None:
+    server = await start_server(config, host, port, reuse_port=reuse_port)
     bound = server.sockets[0].getsockname()
     print(f"listening on http://{bound[0]}:{bound[1]}", flush=True)
     stop = asyncio.Event()
@@ -440,8 +450,22 @@ async def _serve(config: SourceConfig, host: str, port: int) -> None:
         await stop.wait()
 
 
+def _cpu_set(spec: str) -> set[int]:
+    """CPUs from a list such as ``0-3,8`` (the form ``taskset -c`` takes)."""
+    cpus: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
 class SSESource:
-    """The source in a subprocess: ``start()`` (or ``with``), ``url``, ``stop()``."""
+    """The source in subprocesses: ``start()`` (or ``with``), ``url``, ``stop()``.
+
+    ``processes`` > 1 starts that many source processes on one port (``SO_REUSEPORT``), for clients
+    that one Python process could not feed. ``cpus`` (default: ``$SSE_SOURCE_CPUS``, e.g. ``0-3``)
+    pins them, so that on a machine with many cores the source and the client under test do not
+    share cores."""
 
     def __init__(
         self,
@@ -452,12 +476,18 @@ class SSESource:
         host: str = "127.0.0.1",
         port: int = 0,
         startup_timeout: float = 15.0,
+        processes: int = 1,
+        cpus: str | None = None,
     ) -> None:
         self.config = SourceConfig(tokens=tokens, delay_s=delay_s, text_bytes=text_bytes)
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
+        self.processes = max(1, processes)
+        spec = os.environ.get("SSE_SOURCE_CPUS", "") if cpus is None else cpus
+        self.cpus = _cpu_set(spec) if spec else None
         self.process: subprocess.Popen[str] | None = None
+        self.extra: list[subprocess.Popen[str]] = []
         self._url = ""
 
     @property
@@ -468,36 +498,64 @@ class SSESource:
         return self._url
 
     def start(self) -> SSESource:
-        """Start the subprocess and wait until it listens."""
-        args = [sys.executable, "-m", "benchmarks.sse_source", "--host", self.host, "--port", str(self.port)]
+        """Start the subprocesses and wait until each listens."""
+        try:
+            self.process = self._spawn(self.port)
+            self._url = self._listening(self.process)
+            port = int(self._url.rsplit(":", 1)[1])
+            for _ in range(self.processes - 1):
+                process = self._spawn(port)
+                self.extra.append(process)
+                self._listening(process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, port: int) -> subprocess.Popen[str]:
+        args = [sys.executable, "-m", "benchmarks.sse_source", "--host", self.host, "--port", str(port)]
         args += ["--delay-ms", str(self.config.delay_s * 1000), "--text-bytes", str(self.config.text_bytes)]
         if self.config.tokens is not None:
             args += ["--tokens", str(self.config.tokens)]
+        if self.processes > 1:
+            args.append("--reuse-port")
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        cpus = self.cpus
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
+
+    def _listening(self, process: subprocess.Popen[str]) -> str:
+        """The URL a just-started process printed once it listens."""
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self._stdout_line()), daemon=True)
+        assert process.stdout is not None
+        stdout = process.stdout
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(self.startup_timeout)
         if not line or not line[0].startswith("listening on "):
-            self.stop()
             raise RuntimeError(f"the SSE source did not start within {self.startup_timeout} s")
-        self._url = line[0].split("listening on ", 1)[1].strip()
-        return self
+        return line[0].split("listening on ", 1)[1].strip()
 
-    def _stdout_line(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        return self.process.stdout.readline()
+    @property
+    def pids(self) -> list[int]:
+        """The source processes' ids."""
+        return [p.pid for p in ([self.process] if self.process else []) + self.extra]
 
     def stop(self) -> None:
-        """Stop the subprocess (SIGTERM, then SIGKILL after 5 s)."""
-        process, self.process = self.process, None
+        """Stop the subprocesses (SIGTERM, then SIGKILL after 5 s)."""
+        for extra in self.extra:
+            self._stop(extra)
+        self.extra = []
+        first, self.process = self.process, None
         self._url = ""
-        if process is None:
-            return
+        if first is not None:
+            self._stop(first)
+
+    @staticmethod
+    def _stop(process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
             process.terminate()
             try:
@@ -527,10 +585,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="events per stream (default: max_tokens)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="pause before each token, ms")
     parser.add_argument("--text-bytes", type=int, default=5, help="characters of text per token")
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with other sources")
     args = parser.parse_args(argv)
     config = SourceConfig(tokens=args.tokens, delay_s=args.delay_ms / 1000.0, text_bytes=args.text_bytes)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, args.host, args.port))
+        asyncio.run(_serve(config, args.host, args.port, args.reuse_port))
     return 0
 
 

@@ -6,31 +6,22 @@ prefill, not queueing), 16 prompts of 512 + 32 tokens drawn from 4 shared prefix
 16 unique prompts of 544 tokens, 4 output tokens each. Printed: TTFT p50 of each, and the engine's mean
 KV hit rate (reused / total blocks) of the shared-prefix requests that hit.
 
-Then trace replay: a Mooncake-format trace of 200 requests at 50 req/s (Poisson, 64 input and 4 output
-tokens) replayed against the instant-profile server, and against the fast loopback source
-(``benchmarks.sse_source``, no Triton competing for the cores); printed: how late each send was against the
-trace's time (schedule lag p50 / p99) and the share sent within 1 ms.
+Then trace replay (:mod:`benchmarks.trace_replay`): how late each send of a replayed trace was against the
+trace's time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import tempfile
-from pathlib import Path
 
 from benchmarks.common import Row
-from benchmarks.sse_source import SSESource
-from trtclient import AsyncTritonClient
-from trtclient.bench.runner import RunConfig, Runner
+from benchmarks.trace_replay import replay_rows
 from trtclient.bench.session import BenchSpec, run_bench
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.breakdown import breakdown
 from trtclient.loadtest.records import RequestRecord
 from trtclient.loadtest.schedule import Concurrency, Stop
 from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, SharedPrefixSpec
-from trtclient.loadtest.trace import TracePrompts
 from trtclient.loadtest.workload import Length, SyntheticPrompts, TokenCounter, Workload
 from trtclient.server.launcher import EmbeddedTriton
 from trtclient.server.tokenizer import corpus_text, default_tokenizer_dir
@@ -52,48 +43,6 @@ async def _records(url: str, workload: Workload, tokenizer: TokenCounter) -> lis
 def _p50_ms(records: list[RequestRecord]) -> float:
     s = m.summarize(v for v in (m.ttft_ns(r) for r in records if r.status == "ok") if v is not None)
     return float("nan") if s is None else s.p50 / 1e6
-
-
-def _replay_lag(tokenizer: TokenCounter) -> list[Row]:
-    rng = random.Random(3)
-    stamp, lines = 0.0, []
-    for _ in range(200):
-        stamp += rng.expovariate(50.0) * 1000
-        lines.append(json.dumps({"timestamp": round(stamp, 3), "input_length": 64, "output_length": 4}))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.jsonl"
-        path.write_text("\n".join(lines) + "\n")
-        trace = TracePrompts(path, tokenizer, source_text=corpus_text())
-        spec = BenchSpec(
-            trace.shape(), Stop(requests=200), trace, tokenizer=tokenizer, workload_sets_lengths=True
-        )
-        with EmbeddedTriton(profile="instant") as server:
-            triton = asyncio.run(run_bench(spec, server.url, metrics_url=None)).result.records
-        with SSESource() as source:
-            fast = asyncio.run(_replay_fast(source.url, trace))
-    rows = []
-    for label, records in (("embedded Triton", triton), ("fast source", fast)):
-        lags = [v / 1e6 for v in (m.schedule_lag_ns(r) for r in records) if v is not None]
-        s = m.summarize(lags)
-        within = sum(1 for v in lags if v <= 1.0) / len(lags) if lags else 0.0
-        assert s is not None
-        print(
-            f"  trace replay against the {label}, 200 requests at 50 req/s: schedule lag p50 {s.p50:.2f} ms, "
-            f"p99 {s.p99:.2f} ms, max {s.max:.2f} ms; {within:.0%} sent within 1 ms",
-            flush=True,
-        )
-        rows += [
-            Row(NAME, f"trace replay lag p50, {label}", s.p50, "ms", "200 requests, 50 req/s"),
-            Row(NAME, f"trace replay lag p99, {label}", s.p99, "ms"),
-            Row(NAME, f"trace replay sent within 1 ms, {label}", within, "ratio"),
-        ]
-    return rows
-
-
-async def _replay_fast(url: str, trace: TracePrompts) -> list[RequestRecord]:
-    async with AsyncTritonClient(url, max_retries=0) as client:
-        runner = Runner(client, trace, RunConfig(trace.shape(), Stop(requests=len(trace.entries))))
-        return (await runner.run()).records
 
 
 def run() -> list[Row]:
@@ -124,4 +73,4 @@ def run() -> list[Row]:
         )
         rows.append(Row(NAME, f"TTFT p50 unique, {label}", b, "ms", f"{PREFIX + SUFFIX} tokens"))
         rows.append(Row(NAME, f"KV hit rate of hits, {label}", rate, "ratio"))
-    return rows + _replay_lag(tokenizer)
+    return rows + replay_rows(tokenizer)

@@ -34,7 +34,7 @@ from trtclient.schema import (
 from trtclient.streaming import TextMode, text_mode_from_config
 from trtclient.timing import now_ns
 from trtclient.transports.aiohttp_http import AsyncHTTPTransport, make_session, map_error
-from trtclient.transports.base import AsyncChunkSource, AsyncTransport
+from trtclient.transports.base import AsyncChunkSource, AsyncTransport, SendGate
 from trtclient.urls import version_param
 
 __all__ = ["AsyncGenerateStream", "AsyncTritonClient"]
@@ -277,6 +277,9 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
         super().__init__(request, model)
         self._client = client
         self._ready: collections.deque[StreamChunk] = collections.deque()
+        self.send_gate: SendGate | None = None
+        """Awaited just before the request's bytes are written (set it before opening the stream): the
+        load engine's way to have everything before the write done ahead and write at an exact time."""
 
     def __aiter__(self) -> AsyncGenerateStream:
         return self
@@ -357,4 +360,4 @@ class AsyncGenerateStream(BaseStream[AsyncChunkSource]):
         impl = client._impl()
         inputs = await client._inputs_for(self.model)
         body = self._new_attempt(inputs, client.text_mode)
-        return await impl.open_stream(self.model, body, inputs, self.head, self.state)
+        return await impl.open_stream(self.model, body, inputs, self.head, self.state, self.send_gate)

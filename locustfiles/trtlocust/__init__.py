@@ -21,6 +21,9 @@ private modules (Locust's ``-f DIR`` skips ``_*.py``, so only the scenarios load
   ``trtclient.loadtest.schedule.arrival_offsets``, and dealt ahead of time to the workers in proportion
   to their users. Users are the ceiling on requests in flight: an arrival that finds every user busy
   waits, and the wait shows as schedule lag and in ``ttft_sched``.
+* ``_workloads``: the prompts (``--shared-prefix``, ``--turns`` conversations, ``--lora`` mixes, a
+  ``--trace``'s lines, from ``trtclient.loadtest``) and the checks of those options; ``_groups``: TTFT and
+  E2E by KV-cache hit or miss, turn and adapter, merged on the master like the token statistics.
 * ``_process``: what one process keeps; ``_lifecycle``: the event hooks that wire it all together,
   including the embedded Triton the master starts when there is no ``--host``.
 
@@ -37,25 +40,30 @@ if TYPE_CHECKING:
     from trtlocust._options import (
         OPEN_LOOP_USERS,
         add_rate_arguments,
+        add_trace_arguments,
         non_negative_float,
         positive_float,
         positive_int,
         rate_shape,
     )
     from trtlocust._user import TritonUser
+    from trtlocust._workloads import trace_entries
 
 __all__ = [
     "OPEN_LOOP_USERS",
     "TritonUser",
     "add_rate_arguments",
+    "add_trace_arguments",
     "non_negative_float",
     "positive_float",
     "positive_int",
     "rate_shape",
+    "trace_entries",
 ]
 
-_HOMES = {name: "trtlocust._options" for name in __all__ if name != "TritonUser"} | {
-    "TritonUser": "trtlocust._user"
+_HOMES = {name: "trtlocust._options" for name in __all__} | {
+    "TritonUser": "trtlocust._user",
+    "trace_entries": "trtlocust._workloads",
 }
 
 

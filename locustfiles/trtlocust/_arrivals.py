@@ -18,7 +18,7 @@ import gevent.event
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner
 
-__all__ = ["LEAD_NS", "NO_MORE_ARRIVALS", "Planner", "TICKETS_MESSAGE", "TICK_S", "deal"]
+__all__ = ["LEAD_NS", "NO_MORE_ARRIVALS", "Planner", "TICKETS_MESSAGE", "TICK_S", "Ticket", "deal"]
 
 log = logging.getLogger("trtclient.locust")
 
@@ -26,10 +26,12 @@ log = logging.getLogger("trtclient.locust")
 LEAD_NS = 200_000_000
 #: How often the planner hands out the next arrivals.
 TICK_S = 0.05
-#: Master -> worker custom message carrying arrivals: ``{"due": [epoch_ns, ...]}``.
+#: Master -> worker custom message carrying arrivals: ``{"due": [[epoch_ns, number], ...]}``.
 TICKETS_MESSAGE = "trtclient_arrivals"
+Ticket = tuple[int, int]
+"""An arrival: when it is due (epoch ns) and its number in the plan (0, 1, ...; a trace's line order)."""
 #: What a user waiting for an arrival gets when the test is stopping.
-NO_MORE_ARRIVALS = 0
+NO_MORE_ARRIVALS: Ticket = (0, -1)
 
 
 class Planner:
@@ -41,7 +43,7 @@ class Planner:
         offsets: Iterator[int],
         planned: int | None,
         *,
-        deliver_here: Callable[[list[int]], None],
+        deliver_here: Callable[[list[Ticket]], None],
         settled: Callable[[], int],
         on_end: Callable[[], None],
     ) -> None:
@@ -55,7 +57,7 @@ class Planner:
         self.settled = settled
         self.on_end = on_end
         self.issued = 0
-        self.backlog: list[int] = []
+        self.backlog: list[Ticket] = []
         self.positions: dict[str, float] = {}
         self.greenlet: gevent.Greenlet[Any, Any] | None = None
 
@@ -74,9 +76,9 @@ class Planner:
         following = next(self.offsets, None)
         while following is not None and not self._all_issued():
             horizon = time.time_ns() + LEAD_NS
-            batch: list[int] = []
+            batch: list[Ticket] = []
             while following is not None and t0 + following <= horizon and not self._all_issued():
-                batch.append(t0 + following)
+                batch.append((t0 + following, self.issued))
                 self.issued += 1
                 following = next(self.offsets, None)
             self._deliver(batch)
@@ -93,7 +95,7 @@ class Planner:
     def _all_issued(self) -> bool:
         return self.planned is not None and self.issued >= self.planned
 
-    def _deliver(self, batch: list[int]) -> None:
+    def _deliver(self, batch: list[Ticket]) -> None:
         runner = self.environment.runner
         if not isinstance(runner, MasterRunner):
             self.deliver_here(batch)
@@ -112,14 +114,16 @@ class Planner:
             runner.send_message(TICKETS_MESSAGE, {"due": share}, client_id=worker)
 
 
-def deal(tickets: list[int], weights: dict[str, float], positions: dict[str, float]) -> dict[str, list[int]]:
+def deal(
+    tickets: list[Ticket], weights: dict[str, float], positions: dict[str, float]
+) -> dict[str, list[Ticket]]:
     """Deal tickets to workers in proportion to their weights (smooth weighted round robin), keeping
     the round-robin position in ``positions`` from one call to the next."""
     for worker in list(positions):
         if worker not in weights:
             del positions[worker]
     total = sum(weights.values())
-    shares: dict[str, list[int]] = {}
+    shares: dict[str, list[Ticket]] = {}
     for ticket in tickets:
         for worker, weight in weights.items():
             positions[worker] = positions.get(worker, 0.0) + weight

@@ -25,14 +25,16 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 
 from trtclient import errors, exit_codes
 from trtclient.loadtest.schedule import arrival_offsets
+from trtclient.loadtest.workload import WorkloadError
 from trtclient.urls import redact_url
-from trtlocust._arrivals import TICKETS_MESSAGE, Planner
+from trtlocust._arrivals import TICKETS_MESSAGE, Planner, Ticket
 from trtlocust._options import options_of
 from trtlocust._outputs import add_html_section, extend_web_ui, write_outputs
 from trtlocust._process import PROCESS
 from trtlocust._requests import Session
 from trtlocust._stats import RunStats
 from trtlocust._user import TritonUser
+from trtlocust._workloads import workload_problem
 
 __all__ = ["scenario_user"]
 
@@ -66,7 +68,7 @@ def _planner(environment: Environment, user: type[TritonUser]) -> Planner:
         shape, ramp_up_s=user.ramp_up_s(options), seed=int(getattr(options, "seed", 0) or 0)
     )
 
-    def deliver_here(batch: list[int]) -> None:
+    def deliver_here(batch: list[Ticket]) -> None:
         for due in batch:
             PROCESS.tickets.put(due)
         PROCESS.totals.scheduled += len(batch)
@@ -91,8 +93,8 @@ def _on_final_report(environment: Environment, msg: Any, **_kw: Any) -> None:
 
 def _on_tickets(environment: Environment, msg: Any, **_kw: Any) -> None:
     tickets = (msg.data or {}).get("due", [])
-    for due in tickets:
-        PROCESS.tickets.put(int(due))
+    for due, number in tickets:
+        PROCESS.tickets.put((int(due), int(number)))
     PROCESS.pending.scheduled += len(tickets)
 
 
@@ -132,7 +134,14 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
     user = scenario_user(environment)
     if user is None or options is None:
         return
-    problem = user.check_options(options)
+    try:
+        open_loop = user.load_shape(options) is not None  # reads a --trace, which may be bad
+    except WorkloadError as exc:
+        _exit(str(exc))
+    max_input_len = None if environment.host else _embedded_max_input_len()
+    problem = user.check_options(options) or workload_problem(
+        options, open_loop=open_loop, max_input_len=max_input_len
+    )
     if problem:
         _exit(problem)
     try:
@@ -289,6 +298,12 @@ def _interrupt_only_the_main_greenlet() -> None:
 def _exit(message: str) -> None:
     log.error(message)
     sys.exit(exit_codes.USAGE)
+
+
+def _embedded_max_input_len() -> int:
+    from trtclient.server.launcher import EmbeddedTriton
+
+    return EmbeddedTriton.max_input_len
 
 
 def _start_embedded_server(environment: Environment, options: argparse.Namespace) -> None:

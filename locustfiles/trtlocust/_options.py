@@ -19,8 +19,9 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from trtclient.cli.common import unrecognized
+from trtclient.cli.common import UsageError, parse_seconds, unrecognized
 from trtclient.constants import CLI_MAX_TOKENS
+from trtclient.loadtest.lora import Adapter, parse_lora
 from trtclient.loadtest.schedule import Rate
 from trtclient.loadtest.shared_prefix import SharedPrefixSpec, parse_shared_prefix
 from trtclient.loadtest.workload import WorkloadError
@@ -34,6 +35,7 @@ __all__ = [
     "TUTORIAL_PROMPT",
     "TUTORIAL_WORDS",
     "add_rate_arguments",
+    "add_trace_arguments",
     "headers_of",
     "non_negative_float",
     "options_of",
@@ -115,6 +117,31 @@ def _shared_prefix(text: str) -> SharedPrefixSpec:
         return parse_shared_prefix(text)
     except WorkloadError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a duration (``2``, ``500ms``, ``1m``)."""
+    try:
+        return parse_seconds(text, "--think-time")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _lora(text: str) -> list[Adapter]:
+    """argparse type: ``ID:WEIGHT,...``, adapters the server already holds, by ``lora_task_id``."""
+    try:
+        adapters = parse_lora(text)
+    except WorkloadError as exc:  # argparse names the flag itself: "argument --lora: ..."
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--lora: ")) from None
+    named = [a.label for a in adapters if a.sends_weights]
+    if named:
+        raise argparse.ArgumentTypeError(
+            f"{named[0]!r} is a name, and a named adapter is introduced with FP16 lora_weights, "
+            "which the scenarios' wire (Triton's HTTP generate endpoint) cannot carry: give the "
+            "lora_task_id of an adapter the server holds (e.g. --lora 12:3,40:1), or introduce it first with "
+            "trtclient bench --transport grpc --lora NAME"
+        )
+    return adapters
 
 
 def headers_of(options: argparse.Namespace) -> dict[str, str]:
@@ -246,14 +273,41 @@ def _add_arguments(parser: Any, **_kw: Any) -> None:
         "--input-tokens",
         type=positive_int,
         default=32,
-        help="with --shared-prefix: tokens of each prompt's unique suffix (default: 32)",
+        help="with --shared-prefix: tokens of each prompt's unique suffix; with --turns: of each user "
+        "message (default: 32)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--turns",
+        type=positive_int,
+        default=None,
+        metavar="T",
+        help="concurrency.py: each user holds conversations of T turns, each turn's prompt the history "
+        "plus a new message of --input-tokens tokens, answers of --max-tokens tokens",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--think-time",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="with --turns: pause after each answer before the next turn (2, 500ms; default: 0)",
+        include_in_web_ui=False,  # not editable in the web UI's start form
+    )
+    parser.add_argument(
+        "--lora",
+        type=_lora,
+        default=None,
+        metavar="ID:WEIGHT,...",
+        help="LoRA mix: each request takes an adapter by weight, sent as lora_task_id (adapters the server "
+        "holds; adapter names need gRPC, see docs/locust.md)",
         include_in_web_ui=False,  # not editable in the web UI's start form
     )
     parser.add_argument(
         "--tokenizer",
         default="",
         metavar="DIR",
-        help="with --shared-prefix: Hugging Face tokenizer dir the token counts use "
+        help="with --shared-prefix, --turns or --trace: Hugging Face tokenizer dir the token counts use "
         "(default: the embedded server's)",
         include_in_web_ui=False,  # not editable in the web UI's start form
     )
@@ -305,6 +359,26 @@ def add_rate_arguments(parser: Any) -> None:
         help="gamma shape with --arrival gamma: 1 Poisson, <1 burstier, >1 smoother (default: 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrival times (default: 0)")
+
+
+def add_trace_arguments(parser: Any) -> None:
+    """``--trace``, ``--trace-speed``, ``--seed`` (trace.py)."""
+    parser.add_argument(
+        "--trace",
+        default="",
+        metavar="FILE",
+        help="JSONL trace to replay open loop (Mooncake: timestamp ms, input_length, output_length, "
+        "hash_ids), readable at this path on every worker",
+        include_in_web_ui=False,
+    )
+    parser.add_argument(
+        "--trace-speed",
+        type=positive_float,
+        default=1.0,
+        metavar="X",
+        help="replay the trace X times as fast (default: 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the prompts' text (default: 0)")
 
 
 def rate_shape(options: argparse.Namespace) -> Rate:

@@ -29,12 +29,14 @@ from trtlocust._tables import (
     LATENCY_HEADERS,
     SECTION_ID,
     THROUGHPUT_HEADERS,
+    WORKLOAD_HEADERS,
     add_to_html_report,
     csv_text,
     latency_table,
     summary_lines,
     throughput_table,
     totals_line,
+    workload_table,
     write_csv,
 )
 from trtlocust._timeline import INTERVAL_S, Timeline
@@ -92,6 +94,7 @@ def add_html_section(environment: Environment) -> None:
 
 _LATENCY_TAB = "trtclient-latency"
 _THROUGHPUT_TAB = "trtclient-throughput"
+_WORKLOAD_TAB = "trtclient-workload"
 
 
 def _statistics_rank(row: Any) -> tuple[int, int]:
@@ -134,9 +137,15 @@ def extend_web_ui(environment: Environment) -> None:
         **{k: f"{v} (ms)" for k, v in LATENCY_HEADERS.items() if k not in ("metric", "name", "count")},
     }
     throughput_titles = {"title": "Figure", "value": "Value", "unit": "Unit"}
+    workload_titles = {
+        "title": "Split",
+        **{k: v + (" (ms)" if k.startswith(("ttft", "e2e")) else "") for k, v in WORKLOAD_HEADERS.items()},
+    }
+    del workload_titles["split"]
     web_ui.template_args["extended_tabs"] = [
         {"title": "Token latency", "key": _LATENCY_TAB},
         {"title": "Token throughput", "key": _THROUGHPUT_TAB},
+        {"title": "By KV cache / turn / adapter", "key": _WORKLOAD_TAB},
     ]
     web_ui.template_args["extended_tables"] = [
         {"key": _LATENCY_TAB, "structure": [{"key": k, "title": t} for k, t in latency_titles.items()]},
@@ -144,11 +153,13 @@ def extend_web_ui(environment: Environment) -> None:
             "key": _THROUGHPUT_TAB,
             "structure": [{"key": k, "title": t} for k, t in throughput_titles.items()],
         },
+        {"key": _WORKLOAD_TAB, "structure": [{"key": k, "title": t} for k, t in workload_titles.items()]},
     ]
     web_ui.template_args["extended_csv_files"] = [
         {"href": "./trtclient/chart", "title": "Live token chart (TTFT p50/p95, output tokens/s)"},
         {"href": "./trtclient/tokens.csv", "title": "Download token latency CSV"},
         {"href": "./trtclient/throughput.csv", "title": "Download token throughput CSV"},
+        {"href": "./trtclient/workload.csv", "title": "Download KV cache / turn / adapter CSV"},
     ]
 
     @app.after_request
@@ -165,6 +176,7 @@ def extend_web_ui(environment: Environment) -> None:
             payload["extended_stats"] = [
                 {"key": _LATENCY_TAB, "data": latency_table(stats, PROCESS.label)},
                 {"key": _THROUGHPUT_TAB, "data": throughput},
+                {"key": _WORKLOAD_TAB, "data": workload_table(stats)},
             ]
             if isinstance(payload.get("stats"), list):
                 payload["stats"] = sorted(payload["stats"], key=_statistics_rank)
@@ -194,6 +206,11 @@ def extend_web_ui(environment: Environment) -> None:
     def _tokens_csv() -> Response:
         text = csv_text(latency_table(PROCESS.totals, PROCESS.label), LATENCY_HEADERS)
         return Response(text, mimetype="text/csv")
+
+    @app.route("/trtclient/workload.csv")
+    @web_ui.auth_required_if_enabled
+    def _workload_csv() -> Response:
+        return Response(csv_text(workload_table(PROCESS.totals), WORKLOAD_HEADERS), mimetype="text/csv")
 
     @app.route("/trtclient/throughput.csv")
     @web_ui.auth_required_if_enabled

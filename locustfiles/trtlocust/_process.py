@@ -22,7 +22,7 @@ from trtclient.loadtest.heap import frozen_heap
 from trtclient.loadtest.records import JsonlSink, RequestRecord
 from trtclient.options import Timeout
 from trtclient.urls import redact_url
-from trtlocust._arrivals import NO_MORE_ARRIVALS, Planner
+from trtlocust._arrivals import NO_MORE_ARRIVALS, Planner, Ticket
 from trtlocust._options import options_of
 from trtlocust._requests import Accountant, Session
 from trtlocust._stats import RunStats
@@ -45,7 +45,7 @@ class ProcessState:
         self.totals = RunStats()
         self.pending = RunStats()
         self.reported = RunStats()
-        self.tickets: Queue[int] = Queue()
+        self.tickets: Queue[Ticket] = Queue()
         self.closed_loop = True
         self.stopping = False
         self.accountant = Accountant(self.account)

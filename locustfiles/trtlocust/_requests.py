@@ -11,7 +11,7 @@ import locust  # noqa: F401  (first: gevent monkey-patches the standard library 
 import argparse
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,7 @@ from trtclient.loadtest import metrics
 from trtclient.loadtest.recorder import RecordBuilder
 from trtclient.loadtest.records import RequestRecord
 from trtclient.loadtest.request_options import RequestOptions, resolve_options
-from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, SharedPrefixSpec
-from trtclient.loadtest.workload import FixedPrompt, Length, Prompt, TokenCounter
+from trtclient.loadtest.workload import Prompt
 from trtclient.options import Timeout
 from trtclient.streaming import TextMode
 from trtclient.sync_client import TritonClient
@@ -34,6 +33,7 @@ from trtclient.transports.socket_stream import Connection
 from trtclient.urls import model_path
 from trtlocust._exchange import exchange
 from trtlocust._options import TUTORIAL_END_ID, TUTORIAL_WORDS, headers_of, verify_of
+from trtlocust._workloads import ProcessWorkload
 
 __all__ = ["Accountant", "Finished", "RequestFailed", "Session", "send_one"]
 
@@ -51,23 +51,13 @@ class Session:
         self.label = self.model
         self.path = model_path(self.model) + "/generate_stream"
         self.options = options
-        self.prompt: Prompt = next(FixedPrompt(options.prompt, options.max_tokens).prompts())
-        self._prompts: Iterator[Prompt] | None = None
-        spec = getattr(options, "shared_prefix", None)
-        if spec is not None:
-            self._prompts = shared_prefix_prompts(options, spec).prompts(stream)
+        self.workload = ProcessWorkload(options, stream)
+        self.prompt: Prompt = self.workload.fixed
         self._inputs: ModelInputs | None = None
         self.request_options = RequestOptions()
         self.text_mode: TextMode = "delta"
         self._body: bytes | None = None
         self._lock = threading.Lock()
-
-    def next_prompt(self) -> Prompt:
-        """The next request's prompt: the fixed ``--prompt``, or the next ``--shared-prefix`` prompt."""
-        if self._prompts is None:
-            return self.prompt
-        with self._lock:
-            return next(self._prompts)
 
     def body(self, prompt: Prompt | None = None) -> bytes:
         """The encoded request body of ``prompt`` (default: the fixed prompt's, kept); the first call reads
@@ -115,21 +105,6 @@ class Session:
         return encode_body(build_body(request, inputs, stream=True))
 
 
-def shared_prefix_prompts(options: argparse.Namespace, spec: SharedPrefixSpec) -> SharedPrefixPrompts:
-    """``--shared-prefix N:P`` prompts with ``--input-tokens`` suffixes, counted by ``--tokenizer``
-    (default: the embedded server's tokenizer); a missing tokenizer raises ``WorkloadError``."""
-    from trtclient.server.tokenizer import default_tokenizer_dir
-
-    tokenizer = TokenCounter.from_dir(options.tokenizer or default_tokenizer_dir())
-    return SharedPrefixPrompts(
-        tokenizer,
-        spec,
-        Length(int(options.input_tokens)),
-        Length(int(options.max_tokens)),
-        seed=int(getattr(options, "seed", 0) or 0),
-    )
-
-
 class RequestFailed(Exception):
     """How a failed request shows in Locust's failures table: its kind, then the message."""
 
@@ -141,14 +116,17 @@ def send_one(
     connection: Connection,
     index: int,
     intended_ns: int,
-) -> None:
-    """Send one streamed request and hand it to ``accountant`` (statistics, records, Locust events)."""
-    prompt = session.next_prompt()
+    prompt: Prompt,
+) -> RecordBuilder:
+    """Send one streamed request of ``prompt`` and hand it to ``accountant`` (statistics, records, Locust
+    events); the builder keeps the answer's text (for the next turn of a conversation)."""
     record = RequestRecord(
         index=index,
         intended_ns=intended_ns,
         prompt_id=prompt.id,
         requested_output_tokens=prompt.max_tokens,
+        turn=prompt.turn,
+        adapter=prompt.adapter,
     )
     live = RecordBuilder(record, prompt)  # the same writer as trtclient bench
     failure: BaseException | None = None
@@ -165,6 +143,7 @@ def send_one(
         if not live.ended:  # stopped before the exchange began
             live.cancelled()
         accountant.submit(Finished(environment, session, live, failure))
+    return live
 
 
 @dataclass(frozen=True)
@@ -232,7 +211,8 @@ def _fire(
         exception = RequestFailed(f"{record.error_kind}: {str(failure)[:MAX_ERROR_TEXT]}")
     environment.events.request.fire(
         request_type="POST",
-        name=session.path,
+        # a row (and failures) of its own per LoRA adapter
+        name=session.path if record.adapter is None else f"{session.path} [lora {record.adapter}]",
         response_time=((record.end_ns or start) - start) / 1e6,
         response_length=record.output_tokens or 0,
         exception=exception,

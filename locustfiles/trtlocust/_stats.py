@@ -26,6 +26,7 @@ from typing import Any
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.histogram import Histogram, bucket_us
 from trtclient.loadtest.records import RequestRecord
+from trtlocust._groups import WorkloadGroups
 
 __all__ = [
     "HISTOGRAMS",
@@ -100,6 +101,8 @@ class RunStats:
         self.kv_hit_rate_sum = 0.0
         self.kv_reported = 0
         """Successful requests whose engine reported KV-cache figures, and the sum of their hit rates."""
+        self.groups = WorkloadGroups()
+        """TTFT and E2E by KV-cache hit or miss, by turn and by LoRA adapter (``trtlocust._groups``)."""
 
     # ------------------------------------------------------------ filling
 
@@ -116,6 +119,7 @@ class RunStats:
         lag = m.schedule_lag_ns(record)
         if lag is not None:
             self.histograms["schedule_lag"].add(lag)
+        self.groups.add(record)
         if record.status == "cancelled":
             self.cancelled += 1
             return
@@ -183,6 +187,7 @@ class RunStats:
             "tokens_by_second": dict(self.tokens_by_second),
             "kv_hit_rate_sum": self.kv_hit_rate_sum,
             "kv_reported": self.kv_reported,
+            "groups": self.groups.to_wire(),
         }
 
     def take(self) -> dict[str, Any]:
@@ -204,6 +209,7 @@ class RunStats:
         self.unsent += int(data.get("unsent", 0))
         self.kv_hit_rate_sum += float(data.get("kv_hit_rate_sum", 0.0))
         self.kv_reported += int(data.get("kv_reported", 0))
+        self.groups.merge(data.get("groups", {}))
         _add_counts(self.failures, data.get("failures", {}))
         _add_counts(self.output_token_sources, data.get("output_token_sources", {}))
         first, last = data.get("first_start_ns"), data.get("last_end_ns")

@@ -9,9 +9,13 @@ import io
 from collections.abc import Mapping
 from pathlib import Path
 
+from trtclient.loadtest import metrics as m
+from trtclient.loadtest.breakdown import format_breakdown
 from trtlocust._stats import HISTOGRAMS, LOCUST_ROWS, RunStats
 
 __all__ = [
+    "WORKLOAD_HEADERS",
+    "workload_table",
     "LATENCY_ORDER",
     "LATENCY_HEADERS",
     "LATENCY_TITLES",
@@ -165,6 +169,54 @@ def throughput_table(stats: RunStats, now_s: float | None = None) -> list[dict[s
     ]
 
 
+#: What each split of the workload table is called (the CSV keeps the keys).
+SPLIT_TITLES: dict[str, str] = {"kv_cache": "KV cache", "turns": "Turn", "adapters": "LoRA adapter"}
+#: Columns of the workload table: the group, its counts and mean KV hit rate, TTFT and E2E in ms.
+WORKLOAD_HEADERS: dict[str, str] = {
+    "split": "Split",
+    "group": "Group",
+    "ok": "OK",
+    "failed": "Failed",
+    "kv_hit_rate": "KV hit rate",
+    "ttft_p50": "TTFT 50%",
+    "ttft_p90": "TTFT 90%",
+    "ttft_p99": "TTFT 99%",
+    "e2e_p50": "E2E 50%",
+    "e2e_p99": "E2E 99%",
+    "first_error": "First error",
+}
+
+
+def _ms_cell(summary: m.Summary | None, field: str) -> str:
+    return "" if summary is None else _fmt(float(getattr(summary, field)) * 1e-6)
+
+
+def workload_table(stats: RunStats) -> list[dict[str, str]]:
+    """The requests split by KV-cache hit or miss, by turn and by LoRA adapter (the groups of
+    ``trtclient.loadtest.breakdown``), milliseconds; keys: :data:`WORKLOAD_HEADERS` and ``title``."""
+    split = stats.groups.breakdown()
+    rows = []
+    for key, groups in (("kv_cache", split.kv_cache), ("turns", split.turns), ("adapters", split.adapters)):
+        for g in groups:
+            rows.append(
+                {
+                    "split": key,
+                    "title": SPLIT_TITLES[key],
+                    "group": g.label,
+                    "ok": str(g.ok),
+                    "failed": str(g.failed),
+                    "kv_hit_rate": "" if g.kv_hit_rate is None else f"{g.kv_hit_rate:.3f}",
+                    "ttft_p50": _ms_cell(g.ttft, "p50"),
+                    "ttft_p90": _ms_cell(g.ttft, "p90"),
+                    "ttft_p99": _ms_cell(g.ttft, "p99"),
+                    "e2e_p50": _ms_cell(g.e2e, "p50"),
+                    "e2e_p99": _ms_cell(g.e2e, "p99"),
+                    "first_error": g.first_error or "",
+                }
+            )
+    return rows
+
+
 LATENCY_HEADERS: dict[str, str] = {
     "metric": "Metric",
     "name": "Name",
@@ -181,6 +233,7 @@ LATENCY_HEADERS: dict[str, str] = {
 THROUGHPUT_HEADERS: dict[str, str] = {"name": "Name", "value": "Value", "unit": "Unit"}
 _READABLE_LATENCY_HEADERS = {"title": "Metric", **{k: v for k, v in LATENCY_HEADERS.items() if k != "metric"}}
 _READABLE_THROUGHPUT_HEADERS = {"title": "Figure", "value": "Value", "unit": "Unit"}
+_READABLE_WORKLOAD_HEADERS = {"title": "Split", **{k: v for k, v in WORKLOAD_HEADERS.items() if k != "split"}}
 #: The HTML id of the section added to Locust's report.
 SECTION_ID = "trtclient-token-metrics"
 
@@ -195,14 +248,17 @@ def csv_text(rows: list[dict[str, str]], headers: Mapping[str, str]) -> str:
     return out.getvalue()
 
 
-def write_csv(stats: RunStats, prefix: str, label: str) -> tuple[Path, Path]:
-    """Write ``PREFIX_tokens.csv`` (latency, milliseconds) and ``PREFIX_throughput.csv``."""
+def write_csv(stats: RunStats, prefix: str, label: str) -> tuple[Path, Path, Path]:
+    """Write ``PREFIX_tokens.csv`` (latency, milliseconds), ``PREFIX_throughput.csv`` and
+    ``PREFIX_workload.csv`` (:func:`workload_table`; the header alone when nothing was split)."""
     latency_path = Path(f"{prefix}_tokens.csv")
     throughput_path = Path(f"{prefix}_throughput.csv")
+    workload_path = Path(f"{prefix}_workload.csv")
     latency_path.parent.mkdir(parents=True, exist_ok=True)
     latency_path.write_text(csv_text(latency_table(stats, label), LATENCY_HEADERS), encoding="utf-8")
     throughput_path.write_text(csv_text(throughput_table(stats), THROUGHPUT_HEADERS), encoding="utf-8")
-    return latency_path, throughput_path
+    workload_path.write_text(csv_text(workload_table(stats), WORKLOAD_HEADERS), encoding="utf-8")
+    return latency_path, throughput_path, workload_path
 
 
 def summary_lines(stats: RunStats, label: str) -> list[str]:
@@ -221,6 +277,7 @@ def summary_lines(stats: RunStats, label: str) -> list[str]:
     )
     if stats.unsent:
         lines.append(f"{stats.unsent} planned arrivals found no free user before the end (raise -u)")
+    lines += format_breakdown(stats.groups.breakdown())  # by KV cache, turn, adapter (as bench's)
     return lines
 
 
@@ -240,6 +297,12 @@ def report_section(stats: RunStats, label: str) -> str:
         f"{html.escape(text)}</li>"
         for name, text in sorted(HISTOGRAMS.items(), key=lambda item: _latency_rank(item[0]))
     )
+    workload = ""
+    if stats.groups:
+        workload = (
+            "<h3>By KV cache, turn and LoRA adapter (milliseconds)</h3>"
+            f"{_html_table(workload_table(stats), _READABLE_WORKLOAD_HEADERS)}"
+        )
     return (
         f'<section id="{SECTION_ID}" style="font-family:sans-serif;margin:2em;">'
         f"<style>#{SECTION_ID} td,#{SECTION_ID} th{{padding:2px 10px;"
@@ -248,6 +311,7 @@ def report_section(stats: RunStats, label: str) -> str:
         f"{_html_table(latency_table(stats, label), _READABLE_LATENCY_HEADERS)}"
         "<h3>Throughput</h3>"
         f"{_html_table(throughput_table(stats), _READABLE_THROUGHPUT_HEADERS)}"
+        f"{workload}"
         f"<h3>Definitions</h3><ul>{definitions}</ul>"
         "</section>"
     )

@@ -14,13 +14,14 @@ import gevent
 import gevent.event
 from locust import User, constant, task
 
-from trtclient.loadtest.schedule import Burst, Rate
+from trtclient.loadtest.schedule import Burst, Rate, Replay
+from trtclient.loadtest.sessions import Conversation
 from trtclient.timing import from_epoch_ns, now_ns
 from trtclient.transports.socket_stream import Connection
 from trtlocust._arrivals import NO_MORE_ARRIVALS
 from trtlocust._options import headers_of, verify_of
 from trtlocust._process import PROCESS
-from trtlocust._requests import send_one
+from trtlocust._requests import Session, send_one
 
 __all__ = ["TritonUser"]
 
@@ -41,7 +42,7 @@ class TritonUser(User):
     default_users: ClassVar[int] = 1
 
     @classmethod
-    def load_shape(cls, options: argparse.Namespace) -> Burst | Rate | None:
+    def load_shape(cls, options: argparse.Namespace) -> Burst | Rate | Replay | None:
         """When requests start; None for a closed loop."""
         return None
 
@@ -75,6 +76,8 @@ class TritonUser(User):
             kernel_stamps=not getattr(options, "read_stamps", False),
         )
         self.connection.connect()
+        self.chat: Conversation | None = None
+        self.next_turn_ns: int | None = None
 
     def on_stop(self) -> None:
         self.connection.close()
@@ -85,11 +88,12 @@ class TritonUser(User):
         state = PROCESS
         if state.is_stopping():
             return
+        number = 0
         if state.closed_loop:
             intended = now_ns()
         else:
-            due = state.tickets.get()
-            if due == NO_MORE_ARRIVALS:
+            due, number = state.tickets.get()
+            if (due, number) == NO_MORE_ARRIVALS:
                 return
             intended = from_epoch_ns(due)
             wait = intended - now_ns()
@@ -103,4 +107,33 @@ class TritonUser(User):
                 state.measured.unsent += 1
                 return
         session = state.session(self.environment)
-        send_one(self.environment, session, state.accountant, self.connection, state.next_index(), intended)
+        if session.workload.conversational:
+            self._next_turn(session)
+            return
+        prompt = session.workload.next_prompt(number)
+        send_one(
+            self.environment, session, state.accountant, self.connection, state.next_index(), intended, prompt
+        )
+
+    def _next_turn(self, session: Session) -> None:
+        """``--turns``: the next turn of this user's conversation (a new conversation after the last
+        turn, or after a turn that failed); after its answer, the think time. A turn's intended start is
+        the previous answer's end plus the think time."""
+        state = PROCESS
+        prompt = self.chat.next_prompt() if self.chat is not None else None
+        if self.chat is None or prompt is None:
+            self.chat = session.workload.next_conversation()
+            prompt = self.chat.next_prompt()
+            assert prompt is not None  # a conversation has at least one turn
+        intended = self.next_turn_ns if self.next_turn_ns is not None else now_ns()
+        live = send_one(
+            self.environment, session, state.accountant, self.connection, state.next_index(), intended, prompt
+        )
+        if live.record.status != "ok":
+            self.chat, self.next_turn_ns = None, None  # without its answer the conversation cannot go on
+            return
+        self.chat.answered("".join(live.texts))
+        think_s = session.workload.think_time_s
+        self.next_turn_ns = now_ns() + round(think_s * 1e9)
+        if think_s > 0:
+            gevent.sleep(think_s)

@@ -105,3 +105,29 @@ def test_sweep_json_has_one_bench_entry_per_level(
     genai = Path(__file__).parents[1] / "unit" / "fixtures" / "compare" / "profile_export_genai_perf.json"
     assert main(["compare", str(single), str(genai)]) == 0
     assert "(genai-perf)" in capsys.readouterr().out
+
+
+def test_a_sweep_takes_bench_workload_flags_and_reports_kv_hits_per_level(
+    two_slot_server: ServerHandle, tmp_path: Path
+) -> None:
+    from trtclient.server.tokenizer import default_tokenizer_dir
+
+    out = tmp_path / "sweep.json"
+    code = main(
+        ["sweep", *target(two_slot_server), "--tokenizer", str(default_tokenizer_dir()),
+         "--concurrency", "1,2", "--shared-prefix", "2:128", "--input-tokens", "16", "--output-tokens", "4",
+         "--requests", "6",
+         "--warmup", "2", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    levels = json.loads(out.read_text())["levels"]
+    assert [entry["config"]["load"]["concurrency"] for entry in levels] == [1, 2]
+    hits = []
+    for entry in levels:
+        assert entry["requests"]["ok"] == 6
+        assert "2 shared prefixes of 128 tokens" in entry["config"]["workload"]
+        groups = {g["label"]: g for g in entry["workload"]["kv_cache"]}
+        hits.append(groups["hit"]["ok"] if "hit" in groups else 0)
+        assert groups["hit"]["kv_hit_rate"] > 0.5  # 2 of the prompt's 3 blocks are the shared prefix
+    # Only a prefix's first request can miss, and the second level finds both prefixes cached.
+    assert hits[0] >= 4 and hits[1] == 6

@@ -496,6 +496,14 @@ def test_web_ui_shows_token_tabs_while_the_test_runs(
     assert "./trtclient/chart" in page
     assert "TTFT,ensemble," in get_text(base + "/trtclient/tokens.csv")
     assert "requests_ok," in get_text(base + "/trtclient/throughput.csv")
+    # the requests by KV-cache hit or miss (the engine reports its reuse per request)
+    assert '"title": "By KV cache / turn / adapter"' in page
+    workload_csv = get_text(base + "/trtclient/workload.csv").splitlines()
+    assert workload_csv[0].startswith("Split,Group,OK,Failed,KV hit rate,TTFT 50%")
+    assert any(line.startswith(("kv_cache,miss,", "kv_cache,hit,")) for line in workload_csv[1:])
+    tabs = get_json(f"{base}/stats/requests").get("extended_stats", [])
+    workload = {e["key"]: e["data"] for e in tabs}["trtclient-workload"]
+    assert {row["title"] for row in workload} == {"KV cache"} and all(int(row["ok"]) > 0 for row in workload)
     chart = get_text(base + "/trtclient/chart")
     assert "timeline.json" in chart and "<svg" in chart and "http" not in chart.replace(NS_SVG, "")
 

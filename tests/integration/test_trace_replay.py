@@ -58,7 +58,7 @@ async def test_replay_sends_each_request_at_its_trace_time(
     for row, r in zip(rows, records, strict=True):
         assert r.intended_ns - t0 == round((float(row["timestamp"]) - first) * 1e6)  # type: ignore[arg-type]
     lags = m.summarize(v for v in (m.schedule_lag_ns(r) for r in records) if v is not None)
-    # never early; how late (the pacer's precision) is a figure of benchmarks/workload_cache.py, as the
+    # never early; how late (the pacer's precision) is a figure of benchmarks/trace_replay.py, as the
     # lag depends on what else the host runs
     assert lags is not None and lags.min >= 0 and lags.p50 < 20_000_000
     # requests sharing hash block 11 share its text, so the engine reuses its KV blocks (all but those

@@ -125,6 +125,21 @@ def test_an_unreachable_server_is_one_line_too(capsys: pytest.CaptureFixture[str
     assert len(err) == 1 and "cannot read model 'ensemble' from http://127.0.0.1:9" in err[0]
 
 
+def test_long_runs_keep_bounded_memory_unless_exact_summaries_or_a_per_request_output_asks(
+    tmp_path: Path,
+) -> None:
+    long = ("--concurrency", "4", "--duration", "10m")
+    assert spec(*long).bounded_memory
+    assert spec("--concurrency", "4", "--requests", "100000").bounded_memory
+    assert not spec("--concurrency", "4", "--duration", "9m").bounded_memory
+    # a request count that ends the run first keeps it short
+    assert not spec(*long, "--requests", "500").bounded_memory
+    assert not spec(*long, "--exact-summaries").bounded_memory
+    assert not spec(*long, "--csv", str(tmp_path / "r.csv")).bounded_memory
+    with pytest.raises(SystemExit):
+        args("--bounded-memory", "--exact-summaries")
+
+
 def test_bounded_memory_reaches_the_spec_and_refuses_outputs_that_need_every_record(tmp_path: Path) -> None:
     assert spec("--bounded-memory").bounded_memory and not spec().bounded_memory
     check_outputs(args("--bounded-memory", "--records", str(tmp_path / "r.jsonl")))

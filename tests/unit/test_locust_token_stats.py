@@ -278,7 +278,7 @@ def filled() -> Any:
 
 def test_csv_files_hold_the_histograms_in_milliseconds(tmp_path: Path) -> None:
     stats = filled()
-    latency, throughput = tables.write_csv(stats, str(tmp_path / "run"), "ensemble")
+    latency, throughput, _workload = tables.write_csv(stats, str(tmp_path / "run"), "ensemble")
     assert latency.name == "run_tokens.csv" and throughput.name == "run_throughput.csv"
     rows = {row["Metric"]: row for row in csv.DictReader(io.StringIO(latency.read_text()))}
     assert list(rows) == ["TTFT", "ITL", "TPOT", "E2E", "ttft_sched", "schedule_lag"]

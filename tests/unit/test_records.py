@@ -91,7 +91,21 @@ def test_to_dict_equals_asdict_and_does_not_share_containers() -> None:
 
     record = RequestRecord(index=3, intended_ns=7, event_ns=[1, 2], engine_ns={"first_token_time_ns": 5})
     data = record.to_dict()
-    assert data == dataclasses.asdict(record)
+    assert data == dataclasses.asdict(record) | {"kv_hit_rate": None}
     data["event_ns"].append(99)
     data["engine_ns"]["x"] = 1
     assert record.event_ns == [1, 2] and record.engine_ns == {"first_token_time_ns": 5}
+
+
+def test_a_record_carries_the_kv_figures_with_their_hit_rate_and_its_conversation(tmp_path: Path) -> None:
+    kv = {"kv_cache_reused_blocks": 3, "kv_cache_alloc_new_blocks": 1, "kv_cache_alloc_total_blocks": 4}
+    record = RequestRecord(index=0, intended_ns=1, kv_cache=kv, turn=2, session="session7", adapter="chat")
+    path = tmp_path / "r.jsonl"
+    with JsonlSink(path, run_id="run") as sink:
+        sink.write(record)
+        sink.write(RequestRecord(index=1, intended_ns=2, kv_cache={"kv_cache_reused_blocks": 0}))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["kv_cache"] == kv and lines[0]["kv_hit_rate"] == 0.75
+    assert (lines[0]["turn"], lines[0]["session"], lines[0]["adapter"]) == (2, "session7", "chat")
+    assert lines[1]["kv_hit_rate"] is None and lines[1]["session"] is None  # no total: no rate
+    assert next(read_records(path)) == record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -101,6 +102,46 @@ def test_csv_has_one_row_per_request_with_derived_metrics(tmp_path: Path) -> Non
     assert rows[0]["ttft_ms"] == "10.000" and rows[0]["tpot_ms"] == "10.500"
     assert rows[1]["schedule_lag_ms"] == "3.000" and rows[1]["intended_s"] == "0.002"
     assert rows[2]["status"] == "failed" and rows[2]["error_kind"] == "http_503" and rows[2]["ttft_ms"] == ""
+    assert [(r["kv_hit_rate"], r["turn"], r["adapter"]) for r in rows] == [("", "", "")] * 3
+
+
+def test_csv_rows_carry_the_kv_hit_rate_turn_and_adapter(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    first = dataclasses.replace(
+        RECORDS[0],
+        kv_cache={"kv_cache_reused_blocks": 3, "kv_cache_alloc_total_blocks": 4},
+        turn=2,
+        adapter="support",
+    )
+    write_csv([first], path)
+    with path.open() as file:
+        (row,) = list(csv.DictReader(file))
+    assert (row["kv_hit_rate"], row["turn"], row["adapter"]) == ("0.750", "2", "support")
+
+
+def test_csv_rows_carry_the_conversation_the_adapter_and_the_kv_figures(tmp_path: Path) -> None:
+    kv = {"kv_cache_reused_blocks": 1, "kv_cache_alloc_new_blocks": 3, "kv_cache_alloc_total_blocks": 4}
+    records = [
+        rec(0, sent=0, events=[MS], end=2 * MS, kv_cache=kv, turn=2, session="session3", adapter="chat"),
+        rec(1, sent=0, events=[MS], end=2 * MS),
+    ]
+    path = tmp_path / "r.csv"
+    write_csv(records, path)
+    with path.open() as file:
+        first, plain = list(csv.DictReader(file))
+    assert (first["session"], first["turn"], first["adapter"]) == ("session3", "2", "chat")
+    assert (first["kv_reused_blocks"], first["kv_new_blocks"], first["kv_total_blocks"]) == ("1", "3", "4")
+    assert first["kv_hit_rate"] == "0.250"
+    blanks = (
+        "session",
+        "turn",
+        "adapter",
+        "kv_reused_blocks",
+        "kv_new_blocks",
+        "kv_total_blocks",
+        "kv_hit_rate",
+    )
+    assert all(plain[k] == "" for k in blanks)
 
 
 def test_console_report_reads_at_a_glance() -> None:

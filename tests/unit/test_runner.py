@@ -8,7 +8,7 @@ counts of several tokens, events without content), so each record can be checked
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,12 +18,12 @@ import pytest
 from trtclient import errors
 from trtclient.bench.pacer import Pacer
 from trtclient.bench.progress import Counters, ProgressLine
-from trtclient.bench.runner import RunConfig, Runner
+from trtclient.bench.runner import SEND_SPIN_NS, RunConfig, Runner, spin_ns_for
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.accumulator import RunAccumulator
 from trtclient.loadtest.records import JsonlSink, read_records
 from trtclient.loadtest.request_options import RequestOptions
-from trtclient.loadtest.schedule import Burst, Rate, Stop, Warmup
+from trtclient.loadtest.schedule import Burst, Concurrency, Rate, Replay, Stop, Warmup
 from trtclient.loadtest.workload import FixedPrompt, Prompt
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.streaming import StreamHead
@@ -41,10 +41,14 @@ class FakeStream:
         self.script = script
         self.fail_on_open = fail_on_open
         self.head = StreamHead()
+        self.send_gate: Callable[[], Awaitable[None]] | None = None
 
     async def __aenter__(self) -> FakeStream:
         if self.fail_on_open is not None:
             raise self.fail_on_open
+        self.client.gated.append(self.send_gate is not None)
+        if self.send_gate is not None:
+            await self.send_gate()
         self.head.sent_ns = now_ns()
         self.head.headers_ns = now_ns()
         self.head.status_code = 200
@@ -84,6 +88,7 @@ class FakeClient:
         self.work_s = work_s
         self.requests: list[GenerateRequest] = []
         self.active = self.peak = 0
+        self.gated: list[bool] = []
 
     def generate_stream(self, request: GenerateRequest, /) -> FakeStream:
         self.requests.append(request)
@@ -163,14 +168,14 @@ async def test_every_request_is_written_once_whatever_its_end(tmp_path: Path) ->
     path = tmp_path / "r.jsonl"
     stop = asyncio.Event()
 
+    client = FakeClient([("a", {}), HANG])
+
     def progress(c: Counters) -> None:
-        if c.in_flight == 6:
+        if client.active == 6:  # all six sent (past their send gates) and streaming
             stop.set()
 
     with JsonlSink(path) as sink:
-        runner = Runner(
-            FakeClient([("a", {}), HANG]), FixedPrompt("hi", 4), burst(6), sink=sink, on_progress=progress
-        )
+        runner = Runner(client, FixedPrompt("hi", 4), burst(6), sink=sink, on_progress=progress)
         runner.progress_interval_s = 0.001
         result = await runner.run(stop)
     assert result.interrupted
@@ -217,6 +222,36 @@ async def test_concurrency_ceiling_holds_and_waiting_counts_against_latency() ->
         assert r.intended_ns < r.dispatched_ns  # type: ignore[operator]
 
 
+async def test_paced_requests_wait_at_the_send_gate_and_go_out_at_their_time() -> None:
+    client = FakeClient([("a", {})])
+    config = RunConfig(Replay((0, 2_000_000, 2_000_000, 9_000_000)), Stop(requests=4))
+    result = await Runner(client, FixedPrompt("hi", 1), config).run()
+    assert client.gated == [True] * 4
+    for r in result.records:
+        assert r.status == "ok" and r.sent_ns is not None and r.dispatched_ns is not None
+        assert (
+            r.dispatched_ns <= r.sent_ns and r.intended_ns <= r.sent_ns
+        )  # written at its time, never before
+
+
+async def test_closed_loops_and_ceilings_send_without_a_gate() -> None:
+    closed = FakeClient([("a", {})])
+    await Runner(closed, FixedPrompt("hi", 1), RunConfig(Concurrency(2), Stop(requests=4))).run()
+    capped = FakeClient([("a", {})])
+    config = RunConfig(Rate(500.0, "constant", max_concurrency=1), Stop(requests=3))
+    await Runner(capped, FixedPrompt("hi", 1), config).run()
+    assert closed.gated == [False] * 4 and capped.gated == [False] * 3
+
+
+def test_spinning_takes_at_most_a_quarter_of_the_mean_gap() -> None:
+    assert spin_ns_for(Rate(10.0)) == SEND_SPIN_NS
+    assert spin_ns_for(Rate(1000.0)) == 250_000
+    assert spin_ns_for(Replay((0, 4_000_000, 8_000_000))) == 1_000_000
+    assert spin_ns_for(Replay((0,))) == SEND_SPIN_NS
+    assert spin_ns_for(Burst(5)) == SEND_SPIN_NS
+    assert spin_ns_for(Burst(5, every_s=0.002)) == 500_000
+
+
 async def test_warmup_flag_and_request_options() -> None:
     client = FakeClient([("a", {})])
     options = RequestOptions(force_output_length=True, end_id=7, server_token_counts=True, extra={"top_k": 3})
@@ -246,6 +281,14 @@ async def test_pacer_wakes_sleepers_in_deadline_order_never_early() -> None:
         await pacer.sleep_until(now_ns() - 1)  # past deadline: returns at once, no thread round trip
     assert [d for d, _ in woke] == sorted(deadlines)
     assert all(at >= d for d, at in woke)
+
+
+async def test_a_spinning_pacer_never_returns_before_the_deadline() -> None:
+    with Pacer() as pacer:
+        for spin_ns in (1, 500_000, 10**9):  # shorter than the wait, and longer than all of it
+            deadline = now_ns() + 2_000_000
+            await pacer.sleep_until(deadline, spin_ns=spin_ns)
+            assert now_ns() >= deadline
 
 
 async def test_closing_the_pacer_releases_pending_sleepers() -> None:

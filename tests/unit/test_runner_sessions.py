@@ -38,6 +38,7 @@ async def test_turns_carry_the_history_and_wait_for_the_think_time() -> None:
     assert texts == ["q0a", "q0a A1\nq0b", "q1a", "q1a A1\nq1b"]
     records = sorted(result.records, key=lambda r: r.index)
     assert [r.turn for r in records] == [1, 2, 1, 2]
+    assert [r.session for r in records] == ["c0", "c0", "c1", "c1"]
     for before, after in zip(records, records[1:], strict=False):
         assert before.end_ns is not None and after.intended_ns >= before.end_ns + 50_000_000
 

@@ -79,3 +79,77 @@ def test_bench_flags_keep_their_meaning_and_defaults() -> None:
         assert getattr(sweep, name) == getattr(bench, name)
     capacity = build_parser().parse_args(["capacity", "--slo", "ttft:p99=1", "--arrival", "constant"])
     assert capacity.arrival == "constant" and capacity.capacity_slo == ["ttft:p99=1"]
+
+
+def _tokenizer() -> list[str]:
+    from trtclient.server.tokenizer import default_tokenizer_dir
+
+    return ["--tokenizer", str(default_tokenizer_dir())]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["sweep", "--concurrency", "1,2", "--trace", "t.jsonl", "--requests", "4"],
+            "--trace replays the trace's own arrival times, so sweep has no load level to vary: run "
+            "trtclient bench --trace FILE",
+        ),
+        (
+            ["capacity", "--slo", "ttft:p99=500", "--trace", "t.jsonl"],
+            "so capacity has no load level to vary",
+        ),
+        (
+            ["sweep", "--rate", "1,2", "--turns", "2", "--input-tokens", "8", "--output-tokens", "2",
+             "--requests", "4"],
+            "sweep the number of users instead, with --concurrency LIST --turns 2",
+        ),
+        (
+            ["capacity", "--slo", "ttft:p99=500", "--turns", "3", "--input-tokens", "8",
+             "--output-tokens", "2"],
+            "with trtclient sweep --concurrency LIST --turns 3",
+        ),
+        (
+            ["sweep", "--concurrency", "1,2", "--shared-prefix", "3", "--input-tokens", "8",
+             "--output-tokens", "2", "--requests", "4"],
+            "--shared-prefix takes N:P",
+        ),
+        (
+            ["capacity", "--slo", "ttft:p99=500", "--lora", "chat:x"],
+            "--lora: 'chat:x' is not NAME_OR_ID:WEIGHT",
+        ),
+    ],
+)  # fmt: skip
+def test_workloads_a_level_cannot_vary_are_refused_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([argv[0], *URL, *_tokenizer(), *argv[1:]]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_each_level_gets_the_workload_flags_as_bench_does() -> None:
+    from trtclient.bench.session import BenchSpec
+    from trtclient.cli.bench_reuse import build_spec, level_args
+    from trtclient.loadtest.lora import LoraMix
+    from trtclient.loadtest.schedule import Concurrency, Rate
+    from trtclient.loadtest.sessions import SyntheticSessions
+    from trtclient.loadtest.shared_prefix import SharedPrefixPrompts
+
+    def spec(argv: list[str], **level: object) -> BenchSpec:
+        args = build_parser().parse_args([argv[0], *URL, *_tokenizer(), *argv[1:]])
+        return build_spec(level_args(args, **level), default_tokenizer=None)
+
+    lengths = ["--input-tokens", "8", "--output-tokens", "2", "--requests", "4"]
+    shared = spec(["sweep", "--concurrency", "1,2", "--shared-prefix", "2:32", *lengths], concurrency=2)
+    assert isinstance(shared.workload, SharedPrefixPrompts) and len(shared.workload.prefixes) == 2
+    assert shared.shape == Concurrency(2) and shared.workload_sets_lengths
+    chats = spec(
+        ["sweep", "--concurrency", "1,2", "--turns", "3", "--think-time", "1", *lengths], concurrency=1
+    )
+    assert isinstance(chats.workload, SyntheticSessions) and chats.workload.think_time_s == 1.0
+    mixed = spec(
+        ["capacity", "--slo", "ttft:p99=500", "--lora", "5:1,6:3", "--shared-prefix", "2:32", *lengths],
+        rate=4.0,
+        slo=[],
+    )
+    assert isinstance(mixed.workload, LoraMix) and isinstance(mixed.shape, Rate) and mixed.shape.rate == 4.0

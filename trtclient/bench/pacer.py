@@ -6,6 +6,11 @@ drifts (AIPerf PR #1185 measured ≥500 req/s under-delivering for this reason).
 thread that waits on a condition variable with a nanosecond-resolution timeout (``sem_clockwait``,
 typically 50–100 µs late on Linux) and then wakes the loop through ``call_soon_threadsafe``, which
 interrupts ``epoll_wait`` at once. Deadlines are absolute, so lateness never accumulates.
+
+On a busy machine the two wake-ups (the timer thread's, then the loop's) can still take a millisecond or
+more. ``sleep_until(deadline, spin_ns=...)`` therefore wakes ``spin_ns`` early and finishes by reading
+the clock in a loop (the event loop is held for at most that long), which ends within microseconds of
+the deadline whenever the wake-up was less than ``spin_ns`` late.
 """
 
 from __future__ import annotations
@@ -36,8 +41,17 @@ class Pacer:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    async def sleep_until(self, deadline_ns: int) -> None:
-        """Return once ``now_ns()`` has reached ``deadline_ns`` (at once if it already has)."""
+    async def sleep_until(self, deadline_ns: int, *, spin_ns: int = 0) -> None:
+        """Return once ``now_ns()`` has reached ``deadline_ns`` (at once if it already has); with
+        ``spin_ns``, wake that much early and busy-wait the rest."""
+        if spin_ns > 0:
+            await self._wait(deadline_ns - spin_ns)
+            while now_ns() < deadline_ns:
+                pass
+            return
+        await self._wait(deadline_ns)
+
+    async def _wait(self, deadline_ns: int) -> None:
         if deadline_ns <= now_ns():
             return
         loop = asyncio.get_running_loop()

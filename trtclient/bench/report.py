@@ -20,6 +20,7 @@ from trtclient.loadtest import metrics as m
 from trtclient.loadtest.breakdown import WorkloadBreakdown, format_breakdown
 from trtclient.loadtest.histogram import RELATIVE_ERROR
 from trtclient.loadtest.metrics import RunMetrics, Summary
+from trtclient.loadtest.recorder import KV_CACHE_FIELDS
 from trtclient.loadtest.records import RequestRecord
 
 __all__ = [
@@ -259,7 +260,18 @@ CSV_COLUMNS = (
     "output_tokens_source",
     "requested_output_tokens",
     "content_events",
+    "kv_hit_rate",
+    "turn",
+    "adapter",
+    "session",
+    "kv_reused_blocks",
+    "kv_new_blocks",
+    "kv_total_blocks",
 )
+
+
+def _count(value: int | None) -> int | str:
+    return "" if value is None else value
 
 
 def _cell(value: float | None, scale: float = MS) -> str:
@@ -298,6 +310,11 @@ def write_csv(records: Iterable[RequestRecord], path: str | Path) -> None:
                     r.output_tokens_source or "",
                     "" if r.requested_output_tokens is None else r.requested_output_tokens,
                     len(r.event_ns),
+                    _cell(m.kv_hit_rate(r), 1.0),
+                    "" if r.turn is None else r.turn,
+                    r.adapter or "",
+                    r.session or "",
+                    *(_count(r.kv_cache.get(name)) for name in KV_CACHE_FIELDS),
                 ]
             )
 

@@ -1,7 +1,12 @@
 """The load engine: sends a workload on a schedule through the async client and records every request.
 
-Open loops and bursts are paced by :class:`~trtclient.bench.pacer.Pacer` at absolute intended times;
-closed loops keep ``concurrency`` workers busy. With a conversational workload
+Open loops, bursts and trace replays are paced by :class:`~trtclient.bench.pacer.Pacer` at absolute
+intended times: each request's path through the client (its task, the body, a connection, aiohttp's
+request) starts :data:`SEND_LEAD_NS` early and waits at the transport's send gate, right before the
+write, until its time, which it finishes with a short busy-wait (:func:`spin_ns_for`). What is left
+after the intended time is the write itself, so sends land within a millisecond of the schedule even
+while other streams are being read. (With ``max_concurrency`` a request waits for its slot at its
+intended time instead.) Closed loops keep ``concurrency`` workers busy. With a conversational workload
 (:mod:`~trtclient.loadtest.sessions`) each closed-loop worker is a user holding one conversation at a
 time: a turn is sent when the previous answer has arrived and the think time has passed. Each request
 becomes one :class:`~trtclient.loadtest.records.RequestRecord` that ends ``ok``, ``failed`` (with its
@@ -17,6 +22,7 @@ Setting the ``stop`` event (the CLI does on Ctrl-C) stops scheduling, cancels th
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -48,12 +54,30 @@ from trtclient.loadtest.workload import Prompt, TokenCounter, Workload
 from trtclient.schema import GenerateRequest, StreamChunk
 from trtclient.streaming import StreamHead
 from trtclient.timing import now_ns
+from trtclient.transports.base import SendGate
 
-__all__ = ["RunConfig", "RunResult", "Runner", "StreamingClient"]
+__all__ = ["SEND_LEAD_NS", "RunConfig", "RunResult", "Runner", "StreamingClient", "spin_ns_for"]
 
-#: Engine timestamps kept from the responses (TRT-LLM ``return_perf_metrics``).
 #: Time between building the schedule and its first intended start.
 START_DELAY_NS = 20_000_000
+#: A paced request starts its way to the socket this long before its intended time.
+SEND_LEAD_NS = 5_000_000
+#: The longest busy-wait that finishes a paced request's wait for its time.
+SEND_SPIN_NS = 2_000_000
+
+
+def spin_ns_for(shape: LoadShape) -> int:
+    """How long a paced send busy-waits before its time: :data:`SEND_SPIN_NS`, but at most a quarter of
+    the mean gap between arrivals, so that spinning never takes more than a quarter of the event loop."""
+    if isinstance(shape, Rate):
+        gap = 1e9 / shape.rate
+    elif isinstance(shape, Replay) and len(shape.offsets_ns) > 1:
+        gap = (shape.offsets_ns[-1] - shape.offsets_ns[0]) / (len(shape.offsets_ns) - 1)
+    elif isinstance(shape, Burst) and shape.every_s is not None:
+        gap = shape.every_s * 1e9
+    else:
+        gap = float("inf")
+    return int(min(SEND_SPIN_NS, gap / 4))
 
 
 class ChunkStream(Protocol):
@@ -62,6 +86,9 @@ class ChunkStream(Protocol):
     @property
     def head(self) -> StreamHead:
         """What the transport learnt before the first event (sent, headers, status, arrival clock)."""
+
+    send_gate: SendGate | None
+    """Awaited by the transport right before the request's bytes are written."""
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]: ...
 
@@ -136,6 +163,7 @@ class Runner:
         self._stopping = False
         self._ceiling: asyncio.Semaphore | None = None
         self._next_index = 0
+        self._spin_ns = 0
 
     # ------------------------------------------------------------ public
 
@@ -145,6 +173,7 @@ class Runner:
         shape = self.config.shape
         if isinstance(shape, Rate) and shape.max_concurrency is not None:
             self._ceiling = asyncio.Semaphore(shape.max_concurrency)
+        self._spin_ns = spin_ns_for(shape)
         phases = Phases(self.config.warmup, self.config.stop)
         prompts = self.workload.prompts()
         cpu0 = time.process_time()
@@ -208,7 +237,8 @@ class Runner:
         """Open loop and bursts: one request per arrival, at its intended time.
 
         Arrivals sharing an intended time (a burst) are built together before the pacer wakes, and the
-        next arrival is built before sleeping until the current one, so no building delays a send.
+        next arrival is built before sleeping until the current one, so no building delays a send;
+        each is released :data:`SEND_LEAD_NS` early to wait at its send gate (see the module docstring).
         """
         batch: list[tuple[Prompt, GenerateRequest, bool]] = []
         batch_offset = 0
@@ -228,9 +258,14 @@ class Runner:
     async def _release(
         self, pacer: Pacer, intended: int, batch: list[tuple[Prompt, GenerateRequest, bool]]
     ) -> None:
-        await pacer.sleep_until(intended)
+        gate: SendGate | None = None
+        if self._ceiling is None:
+            await pacer.sleep_until(intended - SEND_LEAD_NS)
+            gate = functools.partial(pacer.sleep_until, intended, spin_ns=self._spin_ns)
+        else:  # a request waiting for a slot must not hold one early
+            await pacer.sleep_until(intended)
         for prompt, request, warmup in batch:
-            self._spawn(self._send(self._take_index(), intended, prompt, request, warmup))
+            self._spawn(self._send(self._take_index(), intended, prompt, request, warmup, gate))
 
     def _spawn(self, coro: Coroutine[Any, Any, RecordBuilder]) -> asyncio.Task[RecordBuilder]:
         task = asyncio.create_task(coro)
@@ -283,7 +318,13 @@ class Runner:
     # ------------------------------------------------------------ one request
 
     async def _send(
-        self, index: int, intended: int, prompt: Prompt, request: GenerateRequest, warmup: bool
+        self,
+        index: int,
+        intended: int,
+        prompt: Prompt,
+        request: GenerateRequest,
+        warmup: bool,
+        gate: SendGate | None = None,
     ) -> RecordBuilder:
         record = RequestRecord(
             index=index,
@@ -293,6 +334,7 @@ class Runner:
             requested_output_tokens=prompt.max_tokens,
             forced_output_tokens=self.options.force_output_length,
             turn=prompt.turn,
+            session=prompt.session,
             adapter=prompt.adapter,
         )
         live = RecordBuilder(record, prompt)
@@ -300,9 +342,9 @@ class Runner:
         try:
             if self._ceiling is not None:
                 async with self._ceiling:
-                    await self._stream(live, request)
+                    await self._stream(live, request, gate)
             else:
-                await self._stream(live, request)
+                await self._stream(live, request, gate)
         except asyncio.CancelledError:
             live.cancelled()
         except Exception as exc:
@@ -315,11 +357,12 @@ class Runner:
             self._finish(live)
         return live
 
-    async def _stream(self, live: RecordBuilder, request: GenerateRequest) -> None:
+    async def _stream(self, live: RecordBuilder, request: GenerateRequest, gate: SendGate | None) -> None:
         live.dispatched()
         self.counters.sent += 1
         self.counters.in_flight += 1
         stream = self.client.generate_stream(request)
+        stream.send_gate = gate
         live.opened(stream.head)
         async with stream:
             await stream.consume(live.on_chunk)

@@ -159,11 +159,18 @@ def register(subparsers: Any) -> None:
     out.add_argument("--append", action="store_true", help="add to --records FILE instead of replacing it")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png and timeline.png")
     out.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML report")
-    out.add_argument(
+    memory = out.add_mutually_exclusive_group()
+    memory.add_argument(
         "--bounded-memory",
         action="store_true",
         help="summaries from streaming histograms (percentiles within 0.5%%), per-request detail only to "
-        "--records: memory stays flat on long runs (not with --csv, --plots or --html)",
+        "--records: memory stays flat on long runs (not with --csv, --plots or --html); the default for "
+        "runs of 10 minutes or more, or 100,000 requests or more, that write none of those",
+    )
+    memory.add_argument(
+        "--exact-summaries",
+        action="store_true",
+        help="keep every request in memory and compute exact percentiles, however long the run",
     )
     out.add_argument(
         "--export-format",
@@ -213,6 +220,12 @@ def run(args: argparse.Namespace) -> int:
 
         spec = build_spec(
             args, default_tokenizer=default_tokenizer_dir, max_input_len=EmbeddedTriton.max_input_len
+        )
+    if spec.bounded_memory and not args.bounded_memory:
+        print(
+            "trtclient bench: a long run keeps its summaries in streaming histograms (percentiles within "
+            "0.5%) and every request only in --records, if given; --exact-summaries keeps them all in memory",
+            file=sys.stderr,
         )
     with serve_target(args) as target:
         return _bench(args, spec, target.url, target.metrics_url, server_info=target.info)

@@ -2,7 +2,9 @@
 
 The bench command's parser is built once and its arguments (server, workload, warm-up, stop, outputs)
 are added to the new command as they are, minus the ones the new command defines itself, so every
-command accepts the same flags with the same meaning and defaults.
+command accepts the same flags with the same meaning and defaults; the workload flags
+(``--shared-prefix``, ``--turns``, ``--lora``, ...) included. :func:`check_levelled_workload` refuses the
+workloads a level cannot vary, in one line that says what to run instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from trtclient.cli import bench_cmd
 # The bench command's argument reading, in one place for sweep and capacity.
 from trtclient.cli.bench_args import build_spec, check_url, parse_seconds
 from trtclient.cli.bench_cmd import failure_budget
+from trtclient.cli.common import UsageError
 from trtclient.cli.target import Target, run_until_signal, serve_target
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "failure_budget",
     "parse_seconds",
     "borrow_bench_arguments",
+    "check_levelled_workload",
     "default_tokenizer",
     "level_args",
     "run_until_signal",
@@ -91,3 +95,21 @@ def default_tokenizer(args: argparse.Namespace) -> Callable[[], Path] | None:
     from trtclient.server.tokenizer import default_tokenizer_dir
 
     return default_tokenizer_dir
+
+
+def check_levelled_workload(args: argparse.Namespace, command: str, kind: str) -> None:
+    """Refuse workloads that ``command``'s levels of ``kind`` (``"concurrency"`` or ``"rate"``) cannot
+    vary: a trace brings its own arrival times, and conversations need one closed-loop user each."""
+    if args.trace is not None:
+        raise UsageError(
+            f"--trace replays the trace's own arrival times, so {command} has no load level to vary: "
+            "run trtclient bench --trace FILE, with --trace-speed X to replay it faster or slower"
+        )
+    if args.turns is not None and kind == "rate":
+        what, run = (
+            ("capacity searches", "trtclient sweep ") if command == "capacity" else ("--rate sweeps", "")
+        )
+        raise UsageError(
+            f"--turns holds one conversation per user, a closed loop, while {what} open-loop rates: "
+            f"sweep the number of users instead, with {run}--concurrency LIST --turns {args.turns}"
+        )

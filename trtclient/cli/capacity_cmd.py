@@ -22,6 +22,7 @@ from trtclient import exit_codes
 from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
     build_spec,
+    check_levelled_workload,
     default_tokenizer,
     level_args,
     parse_seconds,
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from trtclient.bench.session import BenchError
 
     slos, search = _search(args)
+    check_levelled_workload(args, "capacity", "rate")
     check_sweep_outputs(args)
     tokenizer = default_tokenizer(args)
 

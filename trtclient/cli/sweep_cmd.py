@@ -18,6 +18,7 @@ from typing import Any
 from trtclient.cli.bench_reuse import (
     borrow_bench_arguments,
     build_spec,
+    check_levelled_workload,
     default_tokenizer,
     failure_budget,
     level_args,
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from trtclient.bench.sweep import format_sweep, run_levels, sweep_json, write_sweep_json
 
     kind, levels = _levels(args)
+    check_levelled_workload(args, "sweep", kind)
     check_sweep_outputs(args)
     failure_budget(args)
     if args.requests is None and args.duration is None:

@@ -7,14 +7,26 @@ counted beside, with the first failure's message, so an adapter the server rejec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from trtclient.loadtest import metrics as m
 from trtclient.loadtest.records import RequestRecord
 
-__all__ = ["Group", "WorkloadBreakdown", "breakdown", "format_breakdown"]
+__all__ = [
+    "SPLITS",
+    "Group",
+    "WorkloadBreakdown",
+    "breakdown",
+    "format_breakdown",
+    "label_order",
+    "split_labels",
+]
+
+#: The splits, in report order (the field names of :class:`WorkloadBreakdown`).
+SPLITS: tuple[str, ...] = ("kv_cache", "turns", "adapters")
 
 
 @dataclass(frozen=True)
@@ -77,17 +89,6 @@ def _group(label: str, records: Sequence[RequestRecord]) -> Group:
     )
 
 
-def _split(
-    records: Sequence[RequestRecord], key: Callable[[RequestRecord], Any], name: Callable[[Any], str]
-) -> list[Group]:
-    groups: dict[Any, list[RequestRecord]] = {}
-    for r in records:
-        value = key(r)
-        if value is not None:
-            groups.setdefault(value, []).append(r)
-    return [_group(name(value), groups[value]) for value in sorted(groups, key=lambda v: (str(type(v)), v))]
-
-
 def _cache_state(r: RequestRecord) -> str | None:
     rate = m.kv_hit_rate(r)
     if rate is None:
@@ -95,14 +96,40 @@ def _cache_state(r: RequestRecord) -> str | None:
     return "hit" if rate > 0 else "miss"
 
 
+def split_labels(r: RequestRecord) -> dict[str, str]:
+    """The group a record falls in for each split that applies to it (a key of :data:`SPLITS` -> its
+    label: ``hit``/``miss``, ``turn 2``, an adapter's name), for tools that keep groups of their own."""
+    labels: dict[str, str] = {}
+    state = _cache_state(r)
+    if state is not None:
+        labels["kv_cache"] = state
+    if r.turn is not None:
+        labels["turns"] = f"turn {r.turn}"
+    if r.adapter is not None:
+        labels["adapters"] = r.adapter
+    return labels
+
+
+def label_order(label: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of group labels: numbers inside a label compare as numbers (``turn 2`` before ``turn 10``)."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", label) if part
+    )
+
+
+def _split(records: Sequence[RequestRecord], split: str) -> list[Group]:
+    groups: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        label = split_labels(r).get(split)
+        if label is not None:
+            groups.setdefault(label, []).append(r)
+    return [_group(label, groups[label]) for label in sorted(groups, key=label_order)]
+
+
 def breakdown(records: Iterable[RequestRecord]) -> WorkloadBreakdown:
     """The splits of the measured (non-warm-up) records; a split with a single group is kept."""
     recs = m.measured(records)
-    return WorkloadBreakdown(
-        kv_cache=_split(recs, _cache_state, str),
-        turns=_split(recs, lambda r: r.turn, lambda t: f"turn {t}"),
-        adapters=_split(recs, lambda r: r.adapter, str),
-    )
+    return WorkloadBreakdown(*(_split(recs, split) for split in SPLITS))
 
 
 def _ms(summary: m.Summary | None, field: str) -> str:

@@ -174,11 +174,7 @@ SLO_METRICS: dict[str, Callable[[RequestRecord], float | None]] = {
 
 def kv_hit_rate(r: RequestRecord) -> float | None:
     """Share of the request's KV-cache blocks the engine reused (None: the engine did not say)."""
-    total = r.kv_cache.get("kv_cache_alloc_total_blocks")
-    reused = r.kv_cache.get("kv_cache_reused_blocks")
-    if not total or reused is None:
-        return None
-    return reused / total
+    return r.kv_hit_rate
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -61,7 +61,8 @@ class RequestRecord:
     prompt_id: str = ""
     """Which prompt of the workload was used."""
     dispatched_ns: int | None = None
-    """When the runner handed the request to the client (after any concurrency ceiling)."""
+    """When the runner handed the request to the client (after any concurrency ceiling). A paced
+    request is handed over ahead of ``intended_ns`` and waits in the client, right before the write."""
     sent_ns: int | None = None
     """When the client started sending the request (``StreamChunk`` iterator's ``sent_ns``)."""
     headers_ns: int | None = None
@@ -98,6 +99,8 @@ class RequestRecord:
     ``kv_cache_alloc_new_blocks``, ``kv_cache_alloc_total_blocks``), as reported."""
     turn: int | None = None
     """Turn of a multi-turn conversation (1 = its first request); None outside conversations."""
+    session: str | None = None
+    """The conversation the request belongs to (one id per conversation of a run); None outside them."""
     adapter: str | None = None
     """The LoRA adapter the request used (None: the base model)."""
     epoch_offset_ns: int = EPOCH_OFFSET_NS
@@ -105,8 +108,18 @@ class RequestRecord:
     run_id: str = ""
     """The run that sent the request (set by :class:`JsonlSink`; one file may hold several runs)."""
 
+    @property
+    def kv_hit_rate(self) -> float | None:
+        """Share of the request's KV-cache blocks the engine reused (None: the engine did not say)."""
+        total = self.kv_cache.get("kv_cache_alloc_total_blocks")
+        reused = self.kv_cache.get("kv_cache_reused_blocks")
+        if not total or reused is None:
+            return None
+        return reused / total
+
     def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict (a shallow copy: fields are scalars, flat lists and flat dicts).
+        """The record as a JSON-ready dict (a shallow copy: fields are scalars, flat lists and flat dicts),
+        with the derived ``kv_hit_rate`` beside ``kv_cache`` (:meth:`from_dict` ignores it).
 
         ``dataclasses.asdict`` deep-copies recursively and costs several times more per record, which
         matters on the load generator's hot path.
@@ -114,6 +127,7 @@ class RequestRecord:
         data = dict(vars(self))
         for name in _CONTAINER_FIELDS:
             data[name] = type(data[name])(data[name])
+        data["kv_hit_rate"] = self.kv_hit_rate
         return data
 
     @classmethod

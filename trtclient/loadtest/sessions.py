@@ -39,15 +39,19 @@ class Conversational(Protocol):
 
 
 class Conversation:
-    """One conversation: its user messages and output lengths, and the history so far."""
+    """One conversation: its user messages and output lengths, and the history so far. ``session`` names
+    it in the records (default: ``ident``); it differs when a dataset's conversation is held again."""
 
     def __init__(
         self,
         ident: str,
         messages: Sequence[tuple[str, int]],
         tokenizer: TokenCounter | None = None,
+        *,
+        session: str | None = None,
     ) -> None:
         self.ident = ident
+        self.session = session or ident
         self.messages = list(messages)
         self.tokenizer = tokenizer
         self.history = ""
@@ -62,7 +66,9 @@ class Conversation:
         self.history = text
         self.turn += 1
         counted = self.tokenizer.count(text) if self.tokenizer is not None else None
-        return Prompt(f"{self.ident}-turn{self.turn}", text, max_tokens, counted, turn=self.turn)
+        return Prompt(
+            f"{self.ident}-turn{self.turn}", text, max_tokens, counted, turn=self.turn, session=self.session
+        )
 
     def answered(self, text: str) -> None:
         """The answer to the latest turn: it joins the history."""
@@ -140,9 +146,14 @@ class ShareGptSessions:
         )
 
     def conversations(self) -> Iterator[Conversation]:
+        """The file's conversations, again and again; on the n-th pass (n > 1) their sessions are
+        named ``ID#n``, so every conversation a run holds has its own session id."""
+        lap = 1
         while True:
             for ident, messages in self._items:
-                yield Conversation(ident, messages, self._tok)
+                session = ident if lap == 1 else f"{ident}#{lap}"
+                yield Conversation(ident, messages, self._tok, session=session)
+            lap += 1
 
     def prompts(self) -> Iterator[Prompt]:
         for conversation in self.conversations():

@@ -20,7 +20,14 @@ from typing import Any
 from trtclient.loadtest.schedule import Replay
 from trtclient.loadtest.workload import Length, Prompt, SyntheticPrompts, TokenCounter, WorkloadError
 
-__all__ = ["HASH_BLOCK_TOKENS", "TraceEntry", "TracePrompts", "read_trace"]
+__all__ = [
+    "HASH_BLOCK_TOKENS",
+    "TraceEntry",
+    "TracePrompts",
+    "check_input_lengths",
+    "read_trace",
+    "trace_shape",
+]
 
 #: Tokens per ``hash_ids`` block in Mooncake's traces.
 HASH_BLOCK_TOKENS = 512
@@ -90,6 +97,24 @@ def read_trace(path: str | Path) -> list[TraceEntry]:
     return entries
 
 
+def check_input_lengths(path: str | Path, entries: list[TraceEntry], max_input_len: int | None) -> None:
+    """Refuse, naming the line, an entry longer than the model's ``max_input_len`` (None: not known)."""
+    if max_input_len is None:
+        return
+    for e in entries:
+        if e.input_length > max_input_len:
+            raise WorkloadError(
+                f"{path}:{e.line}: input_length {e.input_length} exceeds the model's "
+                f"max_input_len {max_input_len}"
+            )
+
+
+def trace_shape(entries: list[TraceEntry], speed: float) -> Replay:
+    """Arrival times: each entry's timestamp from the first one's, divided by the speed."""
+    first = entries[0].timestamp_ms
+    return Replay(tuple(round((e.timestamp_ms - first) * 1e6 / speed) for e in entries), speed)
+
+
 class TracePrompts:
     """The trace's requests as prompts, in trace order; :meth:`shape` gives their arrival times."""
 
@@ -106,13 +131,7 @@ class TracePrompts:
         if not speed > 0:
             raise WorkloadError(f"--trace-speed must be positive, got {speed:g}")
         self.entries = read_trace(path)
-        if max_input_len is not None:
-            for e in self.entries:
-                if e.input_length > max_input_len:
-                    raise WorkloadError(
-                        f"{path}:{e.line}: input_length {e.input_length} exceeds the model's "
-                        f"max_input_len {max_input_len}"
-                    )
+        check_input_lengths(path, self.entries, max_input_len)
         self.speed = speed
         self._tok = tokenizer
         self._builder = SyntheticPrompts(tokenizer, Length(1), Length(1), seed=seed, source_text=source_text)
@@ -124,10 +143,7 @@ class TracePrompts:
 
     def shape(self) -> Replay:
         """Arrival times: each entry's timestamp from the first one's, divided by the speed."""
-        first = self.entries[0].timestamp_ms
-        return Replay(
-            tuple(round((e.timestamp_ms - first) * 1e6 / self.speed) for e in self.entries), self.speed
-        )
+        return trace_shape(self.entries, self.speed)
 
     def _block(self, hash_id: int) -> str:
         if hash_id not in self._blocks:

@@ -42,6 +42,8 @@ class Prompt:
     """Length of ``text`` in tokens by the client's tokenizer, when there is one."""
     turn: int | None = None
     """Turn of a multi-turn conversation (1 = first); None outside conversations."""
+    session: str | None = None
+    """The conversation this turn belongs to (one id per conversation of a run); None outside them."""
     adapter: str | None = None
     """LoRA adapter to use (its name as the user gave it); None: the base model."""
     fields: tuple[tuple[str, Any], ...] = ()

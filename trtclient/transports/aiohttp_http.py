@@ -22,13 +22,14 @@ from trtclient.sse import SSEDecoder, SSEEvent
 from trtclient.streaming import StreamHead, StreamState, chunks_from_events
 from trtclient.timing import now_ns
 from trtclient.transports.aiohttp_session import (
+    GatedBody,
     PushHandler,
     SentStamp,
     make_session,
     on_body_sent,
     on_headers_sent,
 )
-from trtclient.transports.base import AsyncChunkSource, Endpoint
+from trtclient.transports.base import AsyncChunkSource, Endpoint, SendGate
 from trtclient.transports.raw_stream import RawStreamPool
 from trtclient.transports.watchdog import ReadWatchdog
 from trtclient.urls import model_path, redact_url, stats_path
@@ -175,12 +176,14 @@ class AsyncHTTPTransport:
         inputs: ModelInputs | None,
         head: StreamHead,
         state: StreamState,
+        gate: SendGate | None = None,
     ) -> AsyncChunkSource:
         path = model_path(model) + "/generate_stream"
         url = head.url = state.url = self.url + path
-        data = encode_body(body)
+        encoded = encode_body(body)
         if self.raw is not None:
-            return await self.raw.open_stream(url, path, data, head, state)
+            return await self.raw.open_stream(url, path, encoded, head, state, gate)
+        data: bytes | GatedBody = encoded if gate is None else GatedBody(encoded, gate)
         stamp = SentStamp()
         try:
             response = await self.session.post(url, data=data, headers=JSON_HEADERS, trace_request_ctx=stamp)

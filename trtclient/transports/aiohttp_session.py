@@ -12,15 +12,17 @@ from types import SimpleNamespace
 from typing import cast
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.payload import BytesPayload
 
 from trtclient import rxstamp
 from trtclient.constants import USER_AGENT
 from trtclient.options import ssl_option
 from trtclient.timing import now_ns
-from trtclient.transports.base import Endpoint
+from trtclient.transports.base import Endpoint, SendGate
 
-__all__ = ["PushHandler", "SentStamp", "make_session", "on_body_sent", "on_headers_sent"]
+__all__ = ["GatedBody", "PushHandler", "SentStamp", "make_session", "on_body_sent", "on_headers_sent"]
 
 
 class PushHandler(ResponseHandler):
@@ -132,3 +134,28 @@ async def on_body_sent(
     if isinstance(stamp, SentStamp) and not stamp.body:
         stamp.ns = now_ns()
         stamp.body = True
+
+
+class GatedBody(BytesPayload):
+    """A JSON request body whose write first awaits a :data:`~trtclient.transports.base.SendGate`.
+
+    aiohttp writes the buffered headers together with the body's first chunk, from its own task, once
+    the connection is taken and the request built; waiting there leaves only the write itself after
+    the gate opens (and ``on_body_sent`` stamps the moment the bytes go out)."""
+
+    def __init__(self, value: bytes, gate: SendGate) -> None:
+        super().__init__(value, content_type="application/json")
+        self._gate: SendGate | None = gate
+
+    async def _open_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            await gate()
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self._open_gate()
+        await super().write(writer)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        await self._open_gate()
+        await super().write_with_length(writer, content_length)

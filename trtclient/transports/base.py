@@ -9,7 +9,7 @@ caller's :class:`~trtclient.streaming.StreamState`. It never sees a client, a st
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,7 +18,20 @@ from trtclient.options import Timeout
 from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.streaming import StreamHead, StreamState
 
-__all__ = ["AsyncChunkSource", "AsyncTransport", "ChunkSource", "Closable", "Endpoint", "SyncTransport"]
+__all__ = [
+    "AsyncChunkSource",
+    "AsyncTransport",
+    "ChunkSource",
+    "Closable",
+    "Endpoint",
+    "SendGate",
+    "SyncTransport",
+]
+
+SendGate = Callable[[], Awaitable[None]]
+"""Awaited by an async transport once a streamed request is ready to go, right before its bytes are
+written: whatever precedes the write (building the body, taking a connection) is done by then. The load
+engine uses it to start a request's path early and still write it at its intended time."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,8 @@ class AsyncTransport(Protocol):
     ``open_stream`` sets ``head.url`` first and ``head.sent_ns`` as soon as the request starts going out
     (so a call that fails after sending still has it), then the response's status, headers, header stamp
     and arrival clock; the source it returns parses events into ``state``. Error statuses raise (after
-    the head is filled), as do connection failures.
+    the head is filled), as do connection failures. A ``gate`` is awaited just before the request's
+    bytes are written (see :data:`SendGate`).
     """
 
     async def server_live(self) -> bool: ...
@@ -73,6 +87,7 @@ class AsyncTransport(Protocol):
         inputs: ModelInputs | None,
         head: StreamHead,
         state: StreamState,
+        gate: SendGate | None = None,
     ) -> AsyncChunkSource: ...
     async def aclose(self) -> None: ...
 

@@ -24,7 +24,7 @@ from trtclient.options import Timeout
 from trtclient.schema import GenerateResponse, StreamChunk
 from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
-from trtclient.transports.base import Endpoint
+from trtclient.transports.base import Endpoint, SendGate
 from trtclient.transports.grpc_codec import (
     CHANNEL_OPTIONS,
     as_dict,
@@ -164,7 +164,7 @@ class AsyncGRPCTransport(_GRPCConfig):
         self, model: str, body: dict[str, Any], inputs: ModelInputs | None
     ) -> GenerateResponse:
         assert inputs is not None
-        source = await self._start(model, body, inputs, StreamHead(), StreamState(inputs.text_mode))
+        source = await self._start(model, body, inputs, StreamHead(), StreamState(inputs.text_mode), None)
         chunks: list[StreamChunk] = []
         try:
             while True:
@@ -183,12 +183,19 @@ class AsyncGRPCTransport(_GRPCConfig):
         inputs: ModelInputs | None,
         head: StreamHead,
         state: StreamState,
+        gate: SendGate | None = None,
     ) -> _AsyncGRPCSource:
         assert inputs is not None
-        return await self._start(model, body, inputs, head, state)
+        return await self._start(model, body, inputs, head, state, gate)
 
     async def _start(
-        self, model: str, body: dict[str, Any], inputs: ModelInputs, head: StreamHead, state: StreamState
+        self,
+        model: str,
+        body: dict[str, Any],
+        inputs: ModelInputs,
+        head: StreamHead,
+        state: StreamState,
+        gate: SendGate | None,
     ) -> _AsyncGRPCSource:
         payload = build_infer_request(model, body, inputs).SerializeToString()
         target = self.target
@@ -196,6 +203,8 @@ class AsyncGRPCTransport(_GRPCConfig):
 
         async def requests() -> Any:
             # Runs in grpc.aio's writer task, which passes the message straight to its write.
+            if gate is not None:
+                await gate()
             for message in _handed_over(payload, head):
                 yield message
 

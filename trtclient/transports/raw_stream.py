@@ -33,7 +33,7 @@ from trtclient.schema import StreamChunk
 from trtclient.sse import SSEDecoder
 from trtclient.streaming import StreamHead, StreamState
 from trtclient.timing import now_ns
-from trtclient.transports.base import Endpoint
+from trtclient.transports.base import Endpoint, SendGate
 from trtclient.transports.http1 import CHUNK_START, DONE, BodyFramer, HTTPParseError, parse_head
 from trtclient.transports.watchdog import ReadWatchdog
 from trtclient.urls import redact_url
@@ -92,10 +92,17 @@ class RawStreamPool:
         return urlsplit(endpoint.url).scheme == "http" and sys.platform != "win32"
 
     async def open_stream(
-        self, url: str, path: str, body: bytes, head: StreamHead, state: StreamState
+        self,
+        url: str,
+        path: str,
+        body: bytes,
+        head: StreamHead,
+        state: StreamState,
+        gate: SendGate | None = None,
     ) -> RawSource:
         """POST ``body`` to ``path``, fill ``head`` up to the response's head, return the body's source.
-        An error status raises (after the head is filled), as do connection failures."""
+        An error status raises (after the head is filled), as do connection failures. ``gate`` is
+        awaited once the connection is taken, right before the request is written."""
         request = (
             f"POST {self.prefix}{path} HTTP/1.1\r\n{self.fixed_head}Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1") + body
@@ -107,6 +114,8 @@ class RawStreamPool:
             raise
         source = RawSource(self, sock, head, state, url)
         try:
+            if gate is not None:
+                await gate()
             await source.start(request)
         except BaseException:
             source.close()

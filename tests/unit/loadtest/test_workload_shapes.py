@@ -11,7 +11,7 @@ import pytest
 from trtclient.loadtest.breakdown import breakdown, format_breakdown
 from trtclient.loadtest.lora import LoraMix, parse_lora
 from trtclient.loadtest.records import RequestRecord
-from trtclient.loadtest.sessions import Conversation, SyntheticSessions
+from trtclient.loadtest.sessions import Conversation, ShareGptSessions, SyntheticSessions
 from trtclient.loadtest.shared_prefix import SharedPrefixPrompts, parse_shared_prefix
 from trtclient.loadtest.trace import TracePrompts, read_trace
 from trtclient.loadtest.workload import FixedPrompt, Length, TokenCounter, WorkloadError
@@ -54,6 +54,17 @@ def test_a_conversation_grows_by_each_answer_and_message(tokenizer: TokenCounter
     assert second.text == "Hello there. Hi, how can I help?\nAnd then?"
     assert second.input_tokens == tokenizer.count(second.text)
     assert chat.next_prompt() is None
+    assert first.session == second.session == "c"
+
+
+def test_a_dataset_held_again_gives_its_conversations_new_session_ids(
+    tmp_path: Path, tokenizer: TokenCounter
+) -> None:
+    data = [{"id": "a", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}]
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    chats = itertools.islice(ShareGptSessions(tmp_path / "s.json", tokenizer).conversations(), 3)
+    firsts = [chat.next_prompt() for chat in chats]
+    assert [p.session for p in firsts if p is not None] == ["a", "a#2", "a#3"]
 
 
 def test_synthetic_sessions_open_long_and_follow_up_short(tokenizer: TokenCounter) -> None:
