@@ -12,6 +12,8 @@ Variants:
   kernel receive timestamps).
 - ``trtclient-read``: the same with ``kernel_stamps = False`` (stamps taken when reading), to show what
   the kernel timestamps cost.
+- ``trtclient-raw``: the same with ``raw_streams = True`` (the client's own HTTP/1.1 connections, what
+  ``trtclient bench`` uses), taken whole with ``consume`` as the bench does.
 - ``aiohttp``: a bare aiohttp loop iterating lines of the body.
 - ``httpx``: a bare ``httpx.AsyncClient`` (default transport) loop over ``aiter_lines()``.
 - ``httpx-raw``: the same client reading ``aiter_raw()`` into trtclient's SSE decoder, to show how
@@ -136,6 +138,8 @@ class _Variants:
         self.trt = AsyncTritonClient(url)
         self.trt_read = AsyncTritonClient(url)
         self.trt_read.kernel_stamps = False
+        self.trt_raw = AsyncTritonClient(url)
+        self.trt_raw.raw_streams = True
         self.aio = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         self.hx = httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False)
@@ -144,6 +148,7 @@ class _Variants:
     async def close(self) -> None:
         await self.trt.aclose()
         await self.trt_read.aclose()
+        await self.trt_raw.aclose()
         await self.hx_aio.aclose()
         await self.aio.close()
         await self.hx.aclose()
@@ -157,6 +162,12 @@ class _Variants:
                 parts.append(chunk.text)
                 count += 1
         return count
+
+    async def trtclient_raw(self) -> int:
+        parts: list[str] = []
+        stream = self.trt_raw.generate_stream(BODY["text_input"], max_tokens=TOKENS)
+        await stream.consume(lambda chunk: parts.append(chunk.text))
+        return len(parts)
 
     async def aiohttp(self) -> int:
         texts: list[str] = []
@@ -201,6 +212,7 @@ async def _run_all(url: str) -> dict[str, list[Measurement]]:
     table: dict[str, StreamOnce] = {
         "trtclient": variants.trtclient,
         "trtclient-read": lambda: variants.trtclient(variants.trt_read),
+        "trtclient-raw": variants.trtclient_raw,
         "aiohttp": variants.aiohttp,
         "httpx": variants.httpx,
         "httpx-raw": variants.httpx_raw,

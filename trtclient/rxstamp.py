@@ -39,6 +39,8 @@ from typing import Any, Protocol
 from trtclient.timing import now_ns
 
 __all__ = [
+    "ANCILLARY_SPACE",
+    "SO_TIMESTAMPNS",
     "BodyClock",
     "ByteCounter",
     "RxClock",
@@ -53,8 +55,12 @@ __all__ = [
 
 #: ``SO_TIMESTAMPNS`` and ``SCM_TIMESTAMPNS`` share one value on Linux (asm-generic/socket.h).
 _SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
+#: The option, and the kind of the ancillary message that carries the stamp.
+SO_TIMESTAMPNS = _SO_TIMESTAMPNS
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+#: The ``recvmsg`` ancillary buffer size that holds one receive timestamp (0 where there is none).
+ANCILLARY_SPACE = _ANCILLARY_SPACE
 
 
 def kernel_stamps_supported() -> bool:

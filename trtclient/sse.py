@@ -103,6 +103,23 @@ class SSEDecoder:
         self._buf = rest
         return events
 
+    @property
+    def idle(self) -> bool:
+        """True when the decoder holds nothing and has seen the stream's first bytes: a chunk that
+        is exactly one ``data: <line>\\n\\n`` event (no ``\\r``) is then that event, whole."""
+        return self._started and not self._buf and not self._cr_mode
+
+    def single(self, chunk: bytes) -> bytes | None:
+        """The data of ``chunk`` when it is exactly one Triton-shaped event (``data: <line>\\n\\n``)
+        and nothing is buffered: the decoder is then as if ``chunk`` had been fed. None otherwise,
+        with nothing changed (feed the chunk instead)."""
+        if self._buf or self._cr_mode or not self._started:
+            return None
+        end = len(chunk) - 2
+        if chunk[:6] == b"data: " and chunk.find(b"\n") == end > 6 and chunk[-1] == 10 and b"\r" not in chunk:
+            return chunk[6:end]
+        return None
+
     def finish(self) -> bytes:
         """End of stream: return the bytes of an unterminated event (``b""`` when there is none).
 

@@ -98,26 +98,30 @@ class StreamState:
 
     def chunk_from_event(self, event: SSEEvent) -> StreamChunk:
         """Parse one SSE event into a chunk, or raise for an error event / invalid JSON."""
+        return self.chunk_from_bytes(event.data, event.arrival_ns)
+
+    def chunk_from_bytes(self, raw: bytes, arrival_ns: int) -> StreamChunk:
+        """Parse one event's data bytes into a chunk, or raise for an error event / invalid JSON."""
         try:
-            text = event.data.decode()
+            text = raw.decode()
             data, end = _scan_json(text, 0)
             if end != len(text):
                 raise ValueError("more than one JSON value")
         except (ValueError, UnicodeDecodeError, StopIteration):
-            data = _parse_slowly(event.data)  # json.loads' rules: whitespace around the value, UTF-16/32
+            data = _parse_slowly(raw)  # json.loads' rules: whitespace around the value, UTF-16/32
         if data is _INVALID:
             raise errors.InvalidJSONError(
-                f"event {self.count} of the stream is not valid JSON: {event.data[:120]!r}",
+                f"event {self.count} of the stream is not valid JSON: {raw[:120]!r}",
                 url=self.url,
                 events_received=self.count,
             ) from None
         if type(data) is not dict:
             raise errors.InvalidJSONError(
-                f"event {self.count} of the stream is not a JSON object: {event.data[:120]!r}",
+                f"event {self.count} of the stream is not a JSON object: {raw[:120]!r}",
                 url=self.url,
                 events_received=self.count,
             )
-        return self.chunk_from_data(data, event.data, event.arrival_ns)
+        return self.chunk_from_data(data, raw, arrival_ns)
 
     def chunk_from_data(self, data: dict[str, Any], raw: bytes | None, arrival_ns: int) -> StreamChunk:
         """Turn one response's fields into a chunk (shared by HTTP and gRPC)."""

@@ -1,11 +1,10 @@
 """Connections opened before the load: how many each shape needs, and that they are opened at once.
 
-The client here is a tiny fake counting concurrent probes (a real pool's reuse is covered by the demo's
-schedule lag in ``tests/integration/test_ci_gates.py``)."""
+The client here is a tiny fake (the raw streams' pool opening them at once is in
+``transports/test_raw_stream.py``; a real pool's reuse is covered by the demo's schedule lag in
+``tests/integration/test_ci_gates.py``)."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
@@ -22,22 +21,16 @@ def test_connections_needed(shape: object, n: int) -> None:
     assert connections_needed(shape) == n  # type: ignore[arg-type]
 
 
-class Probes:
+class Opener:
     def __init__(self) -> None:
-        self.in_flight = self.peak = self.calls = 0
+        self.asked: list[int] = []
 
-    async def is_server_ready(self) -> bool:
-        self.calls += 1
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        await asyncio.sleep(0)
-        self.in_flight -= 1
-        if self.calls == 2:
-            raise OSError("refused")  # a failure is left for the run to report
-        return True
+    async def open_connections(self, n: int) -> None:
+        self.asked.append(n)
 
 
-async def test_probes_are_concurrent_so_each_takes_its_own_connection() -> None:
-    probes = Probes()
-    await open_connections(probes, 5)
-    assert probes.calls == 5 and probes.peak == 5
+async def test_the_client_is_asked_for_all_the_connections_at_once() -> None:
+    opener = Opener()
+    await open_connections(opener, 5)
+    await open_connections(opener, 0)  # nothing to open: the client is not asked
+    assert opener.asked == [5]

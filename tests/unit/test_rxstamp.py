@@ -257,15 +257,20 @@ def _held_stream(fake: FakeTriton, written: threading.Event) -> None:
     fake.on("POST", STREAM, route)
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["aiohttp", "raw-streams"])
 @pytest.mark.parametrize("kernel", [True, False])
-async def test_client_stamps_events_when_they_arrived_even_if_the_loop_was_busy(kernel: bool) -> None:
+async def test_client_stamps_events_when_they_arrived_even_if_the_loop_was_busy(
+    kernel: bool, raw: bool
+) -> None:
     fake = FakeTriton()
     written = threading.Event()
     _held_stream(fake, written)
     try:
         client = AsyncTritonClient(fake.url, max_retries=0)
         client.kernel_stamps = kernel
+        client.raw_streams = raw
         async with client:
+            assert (getattr(client._impl(), "raw", None) is not None) == raw
             # Linux switches receive timestamping on lazily: until then streams fall back to reads.
             for _ in range(200):
                 async with client.generate_stream("hi", max_tokens=1) as warm:

@@ -3,8 +3,9 @@
 Without it, the 20 requests of the tutorial's burst each open their connection at the moment they
 are due: the event loop runs the twenty connects one after the other, the last request leaves about
 30 ms late, and the report rightly warns of schedule lag the client caused. :func:`open_connections`
-sends ``n`` concurrent health probes (``GET /v2/health/ready``) first; each takes its own connection
-and leaves it idle in the client's keep-alive pool, where the run's requests find it.
+has the client open ``n`` connections at once first (:meth:`trtclient.AsyncTritonClient.open_connections`:
+its raw streams' own connections, or concurrent health probes through aiohttp's pool); they wait idle
+in the client's keep-alive pool, where the run's requests find them.
 
 Only the HTTP transport has a pool to fill (gRPC multiplexes every stream over one channel).
 
@@ -15,7 +16,6 @@ one unmeasured request first when the model's statistics say it has never run.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 from trtclient.loadtest.schedule import Burst, Concurrency, LoadShape, Rate
@@ -29,7 +29,7 @@ MAX_PREOPEN = 256
 class Prober(Protocol):
     """The part of the async client used here."""
 
-    async def is_server_ready(self) -> bool: ...
+    async def open_connections(self, n: int) -> None: ...
 
 
 def connections_needed(shape: LoadShape) -> int:
@@ -49,7 +49,7 @@ def connections_needed(shape: LoadShape) -> int:
 async def open_connections(client: Prober, n: int) -> None:
     """Open ``n`` keep-alive connections at once (failures are left for the run to report)."""
     if n > 0:
-        await asyncio.gather(*(client.is_server_ready() for _ in range(n)), return_exceptions=True)
+        await client.open_connections(n)
 
 
 async def prime_fresh_server(client: Any, model: str, request: Any) -> bool:

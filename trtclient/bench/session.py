@@ -216,6 +216,7 @@ async def run_bench(
         verify=spec.verify,
     )
     client.kernel_stamps = spec.kernel_stamps
+    client.raw_streams = True  # plain HTTP streams on the client's own connections (the lean path)
     if spec.kernel_stamps:
         rxstamp.keep_enabled()  # now, so that it is on before the first response arrives
     async with client:

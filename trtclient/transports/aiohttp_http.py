@@ -7,7 +7,6 @@ can), decoded by the I/O-free :mod:`trtclient.sse` and parsed into the caller's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,8 @@ from trtclient.transports.aiohttp_session import (
     on_headers_sent,
 )
 from trtclient.transports.base import AsyncChunkSource, Endpoint, SendGate
+from trtclient.transports.raw_stream import RawStreamPool
+from trtclient.transports.watchdog import ReadWatchdog
 from trtclient.urls import model_path, redact_url, stats_path
 
 __all__ = ["AsyncHTTPTransport", "make_session", "map_error"]
@@ -66,7 +67,9 @@ def _read_timeout(url: str) -> errors.ReadTimeoutError:
 class AsyncHTTPTransport:
     """Triton's HTTP/REST API over one aiohttp session."""
 
-    def __init__(self, endpoint: Endpoint, *, connections: int, kernel_stamps: bool = False) -> None:
+    def __init__(
+        self, endpoint: Endpoint, *, connections: int, kernel_stamps: bool = False, raw_streams: bool = False
+    ) -> None:
         self.url = endpoint.url
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(on_headers_sent)
@@ -78,12 +81,27 @@ class AsyncHTTPTransport:
             endpoint, connections=connections, trace=trace, kernel_stamps=kernel_stamps
         )
         read = endpoint.timeout.read
-        self.watchdog = _ReadWatchdog(read) if read is not None else None
+        self.watchdog = ReadWatchdog(read) if read is not None else None
+        self.raw: RawStreamPool | None = None
+        if raw_streams and RawStreamPool.usable(endpoint):
+            self.raw = RawStreamPool(
+                endpoint, connections=connections, kernel_stamps=kernel_stamps, watchdog=self.watchdog
+            )
 
     async def aclose(self) -> None:
         if self.watchdog is not None:
             await self.watchdog.stop()
+        if self.raw is not None:
+            await self.raw.aclose()
         await self.session.close()
+
+    async def open_connections(self, n: int) -> None:
+        """Open ``n`` keep-alive connections for streamed calls at once (failures are left for the
+        calls to report): the raw streams' own when they are on, else aiohttp's (health probes)."""
+        if self.raw is not None:
+            await self.raw.preopen(n)
+        elif n > 0:
+            await asyncio.gather(*(self.server_ready() for _ in range(n)), return_exceptions=True)
 
     async def _request(
         self, method: str, path: str, body: bytes | None = None, *, ok: tuple[int, ...] = (200,)
@@ -160,8 +178,11 @@ class AsyncHTTPTransport:
         state: StreamState,
         gate: SendGate | None = None,
     ) -> AsyncChunkSource:
-        url = head.url = state.url = self.url + model_path(model) + "/generate_stream"
+        path = model_path(model) + "/generate_stream"
+        url = head.url = state.url = self.url + path
         encoded = encode_body(body)
+        if self.raw is not None:
+            return await self.raw.open_stream(url, path, encoded, head, state, gate)
         data: bytes | GatedBody = encoded if gate is None else GatedBody(encoded, gate)
         stamp = SentStamp()
         try:
@@ -236,7 +257,7 @@ class _AiohttpSource:
         response: aiohttp.ClientResponse,
         state: StreamState,
         head: StreamHead,
-        watchdog: _ReadWatchdog | None,
+        watchdog: ReadWatchdog | None,
         rx: rxstamp.RxClock | None = None,
         body_clock: rxstamp.BodyClock | None = None,
     ) -> None:
@@ -383,40 +404,3 @@ class _AiohttpSource:
         self.rx = None
         if self.watchdog is not None:
             self.watchdog.discard(self)
-
-
-class _ReadWatchdog:
-    """The read timeout of streamed bodies: one task per client looks at every open stream's last
-    read, instead of a timer re-armed on every packet. A silent stream fails within a quarter of the
-    timeout (at most 1 s) after the deadline."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout_ns = int(timeout * 1e9)
-        self.interval = min(1.0, timeout / 4)
-        self.sources: set[_AiohttpSource] = set()
-        self.task: asyncio.Task[None] | None = None
-
-    def add(self, source: _AiohttpSource) -> None:
-        self.sources.add(source)
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._watch())
-
-    def discard(self, source: _AiohttpSource) -> None:
-        self.sources.discard(source)
-
-    async def _watch(self) -> None:
-        try:
-            while self.sources:
-                await asyncio.sleep(self.interval)
-                deadline = now_ns() - self.timeout_ns
-                for source in [s for s in self.sources if s.last_read_ns < deadline]:
-                    source.expire()
-        finally:
-            self.task = None
-
-    async def stop(self) -> None:
-        task = self.task
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

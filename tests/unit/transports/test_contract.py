@@ -1,5 +1,5 @@
 """The transport contract: the same bytes on the wire give the same chunks, head and error kind,
-whichever HTTP transport reads them (aiohttp, httpx, the Locust socket).
+whichever HTTP transport reads them (aiohttp, the async client's raw streams, httpx, the Locust socket).
 
 Each case is a byte script that a tiny loopback server (a fake, on purpose: a real Triton does not drop
 a connection mid-event or stall on request) plays to every transport. gRPC is not in the table: its
@@ -43,9 +43,12 @@ class Outcome:
     error: errors.TritonError | None
 
 
-def _via_aiohttp(url: str, timeout: Timeout) -> Outcome:
+def _via_aiohttp(url: str, timeout: Timeout, *, raw_streams: bool = False) -> Outcome:
     async def go() -> Outcome:
-        transport = AsyncHTTPTransport(Endpoint(url, timeout, {}, True, None), connections=1)
+        transport = AsyncHTTPTransport(
+            Endpoint(url, timeout, {}, True, None), connections=1, raw_streams=raw_streams
+        )
+        assert (transport.raw is not None) == raw_streams
         head, state = StreamHead(), StreamState()
         texts: list[str] = []
         try:
@@ -95,8 +98,13 @@ def _via_socket(url: str, timeout: Timeout) -> Outcome:
     return Outcome(texts, head, None)
 
 
+def _via_raw(url: str, timeout: Timeout) -> Outcome:
+    return _via_aiohttp(url, timeout, raw_streams=True)
+
+
 TRANSPORTS: dict[str, Callable[[str, Timeout], Outcome]] = {
     "aiohttp": _via_aiohttp,
+    "raw": _via_raw,
     "httpx": _via_httpx,
     "socket": _via_socket,
 }
