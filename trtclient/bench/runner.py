@@ -62,6 +62,10 @@ __all__ = ["SEND_LEAD_NS", "RunConfig", "RunResult", "Runner", "StreamingClient"
 START_DELAY_NS = 20_000_000
 #: A paced request starts its way to the socket this long before its intended time.
 SEND_LEAD_NS = 5_000_000
+#: And this much earlier for each further request sharing its intended time (a burst), since each
+#: takes its turn of the event loop on the way to its gate; at most :data:`MAX_SEND_LEAD_NS` in all.
+BURST_LEAD_NS = 500_000
+MAX_SEND_LEAD_NS = 250_000_000
 #: The longest busy-wait that finishes a paced request's wait for its time.
 SEND_SPIN_NS = 2_000_000
 
@@ -238,7 +242,8 @@ class Runner:
 
         Arrivals sharing an intended time (a burst) are built together before the pacer wakes, and the
         next arrival is built before sleeping until the current one, so no building delays a send;
-        each is released :data:`SEND_LEAD_NS` early to wait at its send gate (see the module docstring).
+        each is released :data:`SEND_LEAD_NS` early (more for a burst, :data:`BURST_LEAD_NS` a request)
+        to wait at its send gate (see the module docstring).
         """
         batch: list[tuple[Prompt, GenerateRequest, bool]] = []
         batch_offset = 0
@@ -260,7 +265,8 @@ class Runner:
     ) -> None:
         gate: SendGate | None = None
         if self._ceiling is None:
-            await pacer.sleep_until(intended - SEND_LEAD_NS)
+            lead = min(MAX_SEND_LEAD_NS, SEND_LEAD_NS + (len(batch) - 1) * BURST_LEAD_NS)
+            await pacer.sleep_until(intended - lead)
             gate = functools.partial(pacer.sleep_until, intended, spin_ns=self._spin_ns)
         else:  # a request waiting for a slot must not hold one early
             await pacer.sleep_until(intended)
