@@ -21,7 +21,6 @@ processes, 1), ``LOCUST_DISTRIBUTED_WINDOW_S`` (seconds per run, 10).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from benchmarks.common import Row, format_table
 from benchmarks.locust_capacity import DELAY_S, LAG_BOUND_MS, STREAM_S, TOKENS, WARMUP_S, CpuSampler, measure
 from benchmarks.sse_source import SSESource
 from trtclient.loadtest.records import RequestRecord, read_records
+from trtclient.server.process import free_port
 
 __all__ = ["Spread", "run"]
 
@@ -67,13 +67,6 @@ class Spread:
         return self.lag_p99_ms <= LAG_BOUND_MS
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
@@ -83,7 +76,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def run_spread(url: str, workers: int, workdir: Path) -> Spread:
     """One distributed run: a master expecting ``workers`` workers, each a process of its own."""
     streams = workers * STREAMS_PER_WORKER
-    port = _free_port()
+    port = free_port()
     records = workdir / f"records-{workers}.jsonl"
     common = ["-f", str(LOCUSTFILE), "--max-tokens", str(TOKENS)]
     master_log = (workdir / f"master-{workers}.log").open("wb")
